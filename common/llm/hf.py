@@ -1,0 +1,225 @@
+"""In-process transformers backend: batched generation and batched teacher-forced scoring.
+
+Scoring computes a prefix shared by several continuations once (one forward, its KV cache
+repeated across the continuations) and runs plain full forwards, length-sorted and batched
+by a token budget, for the rest. Logits are projected only where a continuation token is
+predicted, so a long prefix costs no vocabulary projection.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Sequence
+
+import torch
+
+from common.llm.base import Completion, Prompt, TokenScores, cut_at_stop, is_chat, request_seed
+
+
+class _RowSampler:
+    """Temperature + top-p sampling with one RNG per row, so that a row's sample does not depend
+    on which other rows share its batch. Returns logits that make greedy pick the sampled token."""
+
+    def __init__(self, seeds: list[int], temperature: float, top_p: float, device):
+        self.generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+        self.temperature, self.top_p = temperature, top_p
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
+        if self.top_p < 1.0:
+            sorted_p, order = probs.sort(dim=-1, descending=True)
+            drop = sorted_p.cumsum(-1) - sorted_p > self.top_p   # keeps the smallest set reaching top_p
+            sorted_p = sorted_p.masked_fill(drop, 0.0)
+            probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+        picks = torch.stack([torch.multinomial(probs[i], 1, generator=g)
+                             for i, g in enumerate(self.generators)])
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter(-1, picks, 0.0)
+
+
+class HFBackend:
+    def __init__(self, model: str = "smollm2-135m-instruct", device: str = "auto", dtype: str = "auto",
+                 max_batch_tokens: int = 8192, max_batch_size: int = 64, prefix_reuse: bool = True,
+                 model_obj=None, tokenizer=None):
+        if model_obj is None:
+            from common.models import load_causal_lm
+            model_obj, tokenizer = load_causal_lm(model, device, dtype)
+        self.model, self.tok = model_obj.eval(), tokenizer
+        if self.tok.pad_token_id is None:
+            self.tok.pad_token = self.tok.eos_token
+        self.name = model
+        self.device = next(self.model.parameters()).device
+        self.max_batch_tokens, self.max_batch_size = max_batch_tokens, max_batch_size
+        self.prefix_reuse = prefix_reuse
+        with_special = self.tok("a").input_ids
+        without = self.tok("a", add_special_tokens=False).input_ids
+        bos = self.tok.bos_token_id
+        self.bos_id = bos if bos is not None and len(with_special) > len(without) and with_special[0] == bos else None
+        eos = self.model.generation_config.eos_token_id
+        eos = eos if isinstance(eos, list) else [eos]
+        self.eos_ids = sorted({e for e in eos + [self.tok.eos_token_id] if e is not None})
+
+    # ------------------------------------------------------------------ tokenisation
+    def render(self, prompt: Prompt) -> str:
+        if is_chat(prompt):
+            return self.tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        return prompt
+
+    def encode_prompt(self, prompt: Prompt) -> list[int]:
+        """Token ids of a prompt with exactly one BOS when the model uses one."""
+        ids = self.tok(self.render(prompt), add_special_tokens=False).input_ids
+        if self.bos_id is not None and (not ids or ids[0] != self.bos_id):
+            ids = [self.bos_id] + ids
+        return ids
+
+    def encode_text(self, text: str) -> list[int]:
+        return self.tok(text, add_special_tokens=False).input_ids if text else []
+
+    def _batches(self, order: list[int], lengths: list[int], rows_per_item: int = 1, extra: int = 0):
+        """Consecutive runs of `order` (sorted by length) within the token and row budgets."""
+        batch: list[int] = []
+        longest = 0
+        for i in order:
+            longest_if = max(longest, lengths[i] + extra)
+            rows = (len(batch) + 1) * rows_per_item
+            if batch and (rows * longest_if > self.max_batch_tokens or rows > self.max_batch_size):
+                yield batch
+                batch, longest_if = [], lengths[i] + extra
+            batch.append(i)
+            longest = longest_if
+        if batch:
+            yield batch
+
+    # ------------------------------------------------------------------ generation
+    @torch.inference_mode()
+    def generate(self, prompts: Sequence[Prompt], n: int = 1, temperature: float = 0.0, top_p: float = 1.0,
+                 max_tokens: int = 256, stop: Sequence[str] | None = None, seed: int = 0,
+                 logprobs: bool = False) -> list[Completion]:
+        from transformers import GenerationConfig
+
+        encoded = [self.encode_prompt(p) for p in prompts]
+        lengths = [len(e) for e in encoded]
+        greedy = temperature <= 0
+        per_prompt = 1 if greedy else n
+        results = [Completion(texts=[], token_logprobs=[] if logprobs else None) for _ in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: lengths[i])
+        pad = self.tok.pad_token_id
+        config = GenerationConfig(max_new_tokens=max_tokens, do_sample=False, num_beams=1, pad_token_id=pad,
+                                  eos_token_id=self.eos_ids, stop_strings=list(stop) if stop else None,
+                                  return_dict_in_generate=True, output_logits=logprobs)
+        for batch in self._batches(order, lengths, per_prompt, max_tokens):
+            rows = [i for i in batch for _ in range(per_prompt)]
+            width = max(lengths[i] for i in batch)
+            ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for r, i in enumerate(rows):  # left padding for generation
+                ids[r, width - lengths[i]:] = torch.tensor(encoded[i])
+                mask[r, width - lengths[i]:] = 1
+            processors = None
+            if not greedy:
+                seeds = [request_seed(seed, prompts[i]) + k for i in batch for k in range(per_prompt)]
+                processors = [_RowSampler(seeds, temperature, top_p, self.device)]
+            out = self.model.generate(
+                input_ids=ids.to(self.device), attention_mask=mask.to(self.device), generation_config=config,
+                logits_processor=processors, tokenizer=self.tok if stop else None)
+            new = out.sequences[:, width:].tolist()
+            step_lp = (torch.log_softmax(torch.stack(out.logits, 1).float(), -1) if logprobs else None)
+            for r, i in enumerate(rows):
+                toks = self._trim(new[r])
+                text = cut_at_stop(self.tok.decode(toks, skip_special_tokens=True), stop)
+                copies = n if greedy else 1
+                results[i].texts.extend([text] * copies)
+                if logprobs:
+                    lp = step_lp[r, torch.arange(len(toks)), torch.tensor(toks, dtype=torch.long)].tolist()
+                    results[i].token_logprobs.extend([lp] * copies)
+        return results
+
+    def _trim(self, toks: list[int]) -> list[int]:
+        for k, t in enumerate(toks):
+            if t in self.eos_ids:
+                return toks[:k]
+        pad = self.tok.pad_token_id
+        while toks and toks[-1] == pad:
+            toks = toks[:-1]
+        return toks
+
+    # ------------------------------------------------------------------ scoring
+    @torch.inference_mode()
+    def score(self, pairs: Sequence[tuple[Prompt, str]]) -> list[TokenScores]:
+        prefixes = [self.encode_prompt(p) for p, _ in pairs]
+        conts = [self.encode_text(c) for _, c in pairs]
+        results: list[TokenScores | None] = [None] * len(pairs)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, (p, c) in enumerate(zip(prefixes, conts)):
+            if not p:
+                raise ValueError(f"pair {i}: the prefix is empty and the model has no BOS token, so the "
+                                 "first continuation token has nothing to be predicted from")
+            if not c:
+                results[i] = TokenScores([], [])
+                continue
+            groups.setdefault(tuple(p), []).append(i)
+        singles: list[int] = []
+        for prefix, idxs in groups.items():
+            if self.prefix_reuse and len(idxs) > 1:
+                self._score_shared(list(prefix), idxs, conts, results)
+            else:
+                singles.extend(idxs)
+        self._score_full(singles, prefixes, conts, results)
+        return results  # type: ignore[return-value]
+
+    def _score_full(self, idxs, prefixes, conts, results) -> None:
+        lengths = {i: len(prefixes[i]) + len(conts[i]) for i in idxs}
+        order = sorted(idxs, key=lambda i: lengths[i])
+        pad = self.tok.pad_token_id
+        for batch in self._batches(order, lengths):
+            width = max(lengths[i] for i in batch)
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for r, i in enumerate(batch):  # right padding: pads come after every real token
+                seq = prefixes[i] + conts[i]
+                ids[r, :len(seq)] = torch.tensor(seq)
+                mask[r, :len(seq)] = 1
+            first = min(len(prefixes[i]) for i in batch) - 1      # first predicting position
+            keep = torch.arange(first, width - 1, device=self.device)
+            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                logits_to_keep=keep).logits
+            for r, i in enumerate(batch):
+                start = len(prefixes[i]) - 1 - first
+                rows = logits[r, start:start + len(conts[i])]
+                results[i] = self._gather(rows, conts[i])
+
+    def _score_shared(self, prefix, idxs, conts, results) -> None:
+        P = len(prefix)
+        out = self.model(input_ids=torch.tensor([prefix], device=self.device), use_cache=True, logits_to_keep=1)
+        cache, last = out.past_key_values, out.logits[0, -1]
+        lengths = {i: P + len(conts[i]) for i in idxs}
+        order = sorted(idxs, key=lambda i: lengths[i])
+        pad = self.tok.pad_token_id
+        for batch in self._batches(order, lengths):
+            width = max(len(conts[i]) for i in batch)
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), P + width), dtype=torch.long)
+            mask[:, :P] = 1
+            for r, i in enumerate(batch):
+                ids[r, :len(conts[i])] = torch.tensor(conts[i])
+                mask[r, P:P + len(conts[i])] = 1
+            batch_cache = copy.deepcopy(cache)
+            batch_cache.batch_repeat_interleave(len(batch))
+            logits = None
+            if width > 1:  # the last continuation token predicts nothing we need
+                logits = self.model(
+                    input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                    position_ids=torch.arange(P, P + width, device=self.device).expand(len(batch), -1),
+                    past_key_values=batch_cache, use_cache=True,
+                    logits_to_keep=torch.arange(0, width - 1, device=self.device)).logits
+            for r, i in enumerate(batch):
+                rows = last[None]
+                if len(conts[i]) > 1:
+                    rows = torch.cat([rows, logits[r, :len(conts[i]) - 1]], 0)
+                results[i] = self._gather(rows, conts[i])
+
+    @staticmethod
+    def _gather(logit_rows: torch.Tensor, targets: list[int]) -> TokenScores:
+        lp = torch.log_softmax(logit_rows.float(), dim=-1)
+        picked = lp[torch.arange(len(targets)), torch.tensor(targets, device=lp.device)]
+        return TokenScores(token_ids=list(targets), logprobs=picked.tolist())

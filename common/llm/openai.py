@@ -1,0 +1,194 @@
+"""Client for an OpenAI-compatible server, i.e. vLLM's (`vllm serve` / the api_server module).
+
+* generate: /v1/chat/completions (chat prompts, with `n`) or /v1/completions (raw prompts).
+* score:    the prompt is sent as token ids (prefix ids + continuation ids, tokenised by the
+            server's own /tokenize) to /v1/completions with `echo` and `logprobs`
+            (or `prompt_logprobs`), and the continuation's window is read back. Sending ids
+            keeps one BOS and the exact window of the `hf` backend.
+* Async with bounded concurrency; retries with exponential backoff and jitter on refused
+  connections, timeouts, 408/429/5xx; several base URLs in rotation. A request that still
+  fails comes back with `error` set (the stage writes it to failures.jsonl).
+URLs and key come from arguments or the environment (OPENAI_BASE_URL, comma-separated for
+several servers; OPENAI_API_KEY), never from code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import random
+from typing import Any, Awaitable, Sequence
+
+import httpx
+
+from common.llm.base import Completion, Prompt, TokenScores, cut_at_stop, is_chat, request_seed
+
+log = logging.getLogger("procsup")
+RETRY_STATUS = {408, 409, 425, 429} | set(range(500, 600))
+RETRY_ERRORS = (httpx.TransportError,)  # connect/read/write errors, timeouts, protocol errors
+
+
+class LLMRequestError(RuntimeError):
+    pass
+
+
+def base_urls_from(value: str | Sequence[str] | None) -> list[str]:
+    if not value:
+        value = os.environ.get("OPENAI_BASE_URL", "")
+    urls = [u.strip() for u in (value.split(",") if isinstance(value, str) else value) if u.strip()]
+    if not urls:
+        raise ValueError("no server URL: set base_url in the recipe or OPENAI_BASE_URL in the environment "
+                         "(e.g. the URL that slurm/lib/vllm.sh exports)")
+    roots = []
+    for u in urls:
+        u = u.rstrip("/")
+        roots.append(u[:-3] if u.endswith("/v1") else u)
+    return roots
+
+
+class OpenAIBackend:
+    def __init__(self, model: str | None = None, base_url: str | Sequence[str] | None = None,
+                 api_key: str | None = None, concurrency: int = 64, max_retries: int = 6,
+                 timeout: float = 600.0, backoff: float = 1.0, backoff_max: float = 60.0,
+                 score_mode: str = "echo"):
+        if score_mode not in ("echo", "prompt_logprobs"):
+            raise ValueError("score_mode must be 'echo' or 'prompt_logprobs'")
+        self.roots = base_urls_from(base_url)
+        self._rotation = itertools.cycle(range(len(self.roots)))
+        self.api_key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        self.concurrency, self.max_retries, self.timeout = concurrency, max_retries, timeout
+        self.backoff, self.backoff_max, self.score_mode = backoff, backoff_max, score_mode
+        self.name = model
+        self._bos: list[int] | None = None
+
+    # ------------------------------------------------------------------ transport
+    def _run(self, make: "callable[[httpx.AsyncClient], Awaitable]"):
+        async def main():
+            limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+            async with httpx.AsyncClient(timeout=self.timeout, limits=limits) as client:
+                self._sem = asyncio.Semaphore(self.concurrency)
+                if self.name is None:
+                    self.name = await self._model_name(client)
+                return await make(client)
+        return asyncio.run(main())
+
+    async def _model_name(self, client) -> str:
+        models = await self._request(client, "GET", "/v1/models")
+        return models["data"][0]["id"]
+
+    async def _request(self, client: httpx.AsyncClient, method: str, path: str,
+                       payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self.api_key}"}
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            root = self.roots[next(self._rotation)]
+            try:
+                async with self._sem:
+                    resp = await client.request(method, root + path, json=payload, headers=headers)
+                if resp.status_code == 200:
+                    return resp.json()
+                last = f"HTTP {resp.status_code} from {root}{path}: {resp.text[:300]}"
+                if resp.status_code not in RETRY_STATUS:
+                    raise LLMRequestError(last)
+            except RETRY_ERRORS as exc:
+                last = f"{type(exc).__name__} from {root}{path}: {exc}"
+            if attempt < self.max_retries:
+                delay = min(self.backoff_max, self.backoff * 2 ** attempt) * (0.5 + random.random() / 2)
+                log.warning("%s; retry %d/%d in %.1fs", last, attempt + 1, self.max_retries, delay)
+                await asyncio.sleep(delay)
+        raise LLMRequestError(f"gave up after {self.max_retries + 1} attempts: {last}")
+
+    async def _gather_safe(self, coros: list[Awaitable], make_error):
+        out = await asyncio.gather(*coros, return_exceptions=True)
+        results = []
+        for r in out:
+            if isinstance(r, (LLMRequestError, KeyError, IndexError, ValueError, TypeError)):
+                results.append(make_error(f"{type(r).__name__}: {r}"))
+            elif isinstance(r, BaseException):
+                raise r
+            else:
+                results.append(r)
+        return results
+
+    # ------------------------------------------------------------------ generation
+    def generate(self, prompts: Sequence[Prompt], n: int = 1, temperature: float = 0.0, top_p: float = 1.0,
+                 max_tokens: int = 256, stop: Sequence[str] | None = None, seed: int = 0,
+                 logprobs: bool = False) -> list[Completion]:
+        async def one(client, prompt: Prompt) -> Completion:
+            body = {"model": self.name, "n": n, "temperature": temperature, "top_p": top_p,
+                    "max_tokens": max_tokens, "seed": request_seed(seed, prompt)}
+            if stop:
+                body["stop"] = list(stop)
+            if is_chat(prompt):
+                body.update(messages=prompt, logprobs=logprobs)
+                resp = await self._request(client, "POST", "/v1/chat/completions", body)
+                choices = sorted(resp["choices"], key=lambda c: c["index"])
+                texts = [c["message"]["content"] or "" for c in choices]
+                lps = [[t["logprob"] for t in c["logprobs"]["content"]] for c in choices] if logprobs else None
+            else:
+                body.update(prompt=prompt, logprobs=1 if logprobs else None)
+                resp = await self._request(client, "POST", "/v1/completions", body)
+                choices = sorted(resp["choices"], key=lambda c: c["index"])
+                texts = [c["text"] for c in choices]
+                lps = [c["logprobs"]["token_logprobs"] for c in choices] if logprobs else None
+            return Completion(texts=[cut_at_stop(t, stop) for t in texts], token_logprobs=lps)
+
+        return self._run(lambda client: self._gather_safe(
+            [one(client, p) for p in prompts], lambda e: Completion(error=e)))
+
+    # ------------------------------------------------------------------ scoring
+    async def _tokenize(self, client, prompt: Prompt, cache: dict) -> list[int]:
+        key = repr(prompt)
+        if key not in cache:
+            cache[key] = asyncio.ensure_future(self._tokenize_uncached(client, prompt))
+        return list(await cache[key])
+
+    async def _tokenize_uncached(self, client, prompt: Prompt) -> list[int]:
+        if is_chat(prompt):
+            body = {"model": self.name, "messages": prompt, "add_generation_prompt": True,
+                    "add_special_tokens": False}
+        else:
+            body = {"model": self.name, "prompt": prompt, "add_special_tokens": False}
+        return (await self._request(client, "POST", "/tokenize", body))["tokens"]
+
+    async def _bos_ids(self, client) -> list[int]:
+        if self._bos is None:
+            resp = await self._request(client, "POST", "/tokenize",
+                                       {"model": self.name, "prompt": "", "add_special_tokens": True})
+            self._bos = resp["tokens"][:1]
+        return self._bos
+
+    def score(self, pairs: Sequence[tuple[Prompt, str]]) -> list[TokenScores]:
+        cache: dict[str, asyncio.Future] = {}
+
+        async def one(client, prefix: Prompt, cont: str) -> TokenScores:
+            bos = await self._bos_ids(client)
+            p_ids = await self._tokenize(client, prefix, cache)
+            if bos and (not p_ids or p_ids[0] != bos[0]):
+                p_ids = bos + p_ids
+            c_ids = await self._tokenize(client, cont, cache) if cont else []
+            if not c_ids:
+                return TokenScores([], [])
+            if not p_ids:
+                raise ValueError("empty prefix and no BOS token: the first token has no context")
+            ids = p_ids + c_ids
+            body = {"model": self.name, "prompt": ids, "max_tokens": 1, "temperature": 0.0, "echo": True,
+                    "logprobs": 1}
+            if self.score_mode == "prompt_logprobs":
+                body.update(echo=False, logprobs=None, prompt_logprobs=0)
+            resp = await self._request(client, "POST", "/v1/completions", body)
+            choice = resp["choices"][0]
+            if self.score_mode == "prompt_logprobs":
+                entries = choice.get("prompt_logprobs") or resp.get("prompt_logprobs")
+                window = [entries[j][str(ids[j])]["logprob"] for j in range(len(p_ids), len(ids))]
+            else:
+                lps = choice["logprobs"]["token_logprobs"]
+                if len(lps) < len(ids):
+                    raise ValueError(f"server echoed {len(lps)} log-probs for a {len(ids)}-token prompt")
+                window = lps[len(p_ids):len(ids)]
+            return TokenScores(token_ids=c_ids, logprobs=[float(x) for x in window])
+
+        return self._run(lambda client: self._gather_safe(
+            [one(client, p, c) for p, c in pairs], lambda e: TokenScores(error=e)))

