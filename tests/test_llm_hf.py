@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from common.llm.base import Branches
 from common.llm.hf import HFBackend
 
 PAIRS = [
@@ -31,6 +32,26 @@ def check_against_full_forward(backend, pairs, tol=1e-4):
             assert max(abs(a - b) for a, b in zip(got.logprobs, want)) < tol, (reuse, prefix, cont)
 
 
+BRANCHES = [
+    Branches("Natalia sold clips to 48 of her friends in April.",
+             [(" <BOT>half of 48 is 24<EOT>", " She sold 24 in May."), ("", " She sold 24 in May."),
+              (" So", " the total is 72.")]),
+    Branches([{"role": "user", "content": "The cat sat"}], [("", "on the mat."), (" dog", " ran!")]),
+    Branches("Weng earns $12 an hour.", [(" <BOT>rate<EOT>", " She did 50 minutes.")]),
+]
+
+
+def check_branches_against_full_forward(backend, tol=1e-4):
+    for reuse in (True, False):
+        backend.prefix_reuse = reuse
+        got = backend.score_branches(BRANCHES)
+        want = [reference_logprobs(backend.model, backend.encode_prompt(r.prefix) + backend.encode_text(m),
+                                   backend.encode_text(c)) for r in BRANCHES for m, c in r.branches]
+        assert len(got) == len(want) == 6
+        for g, w in zip(got, want):
+            assert len(g.logprobs) == len(w) and max(abs(a - b) for a, b in zip(g.logprobs, w)) < tol, reuse
+
+
 @pytest.fixture
 def tiny(tiny_llama):
     model, tok = tiny_llama
@@ -39,6 +60,10 @@ def tiny(tiny_llama):
 
 def test_score_matches_full_forward_tiny(tiny):
     check_against_full_forward(tiny, PAIRS)
+
+
+def test_branches_match_full_forward_tiny(tiny):
+    check_branches_against_full_forward(tiny)
 
 
 def test_exactly_one_bos(tiny):
@@ -78,6 +103,11 @@ def test_greedy_logprobs_and_stop(tiny):
 @pytest.mark.slow
 def test_score_matches_full_forward_smollm2(smollm2):
     check_against_full_forward(smollm2, PAIRS)
+
+
+@pytest.mark.slow
+def test_branches_match_full_forward_smollm2(smollm2):
+    check_branches_against_full_forward(smollm2)
 
 
 @pytest.mark.slow

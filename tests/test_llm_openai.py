@@ -76,6 +76,17 @@ def test_score_agrees_with_hf(vllm_url, smollm2, mode):
         assert max(abs(a - b) for a, b in zip(r.logprobs, h.logprobs)) < HF_TOLERANCE
 
 
+def test_branches_and_chat_rendering_agree_with_hf(vllm_url, smollm2):
+    from common.llm.base import Branches
+    frame = smollm2.render_chat([{"role": "user", "content": "Natalia sold 48 clips."}])
+    remote_llm = client(vllm_url)
+    assert remote_llm.render_chat([{"role": "user", "content": "Natalia sold 48 clips."}]) == frame
+    reqs = [Branches(frame, [(" <BOT>half of 48<EOT>", "She sold 24 in May."), ("", "She sold 24 in May.")])]
+    for r, h in zip(remote_llm.score_branches(reqs), smollm2.score_branches(reqs)):
+        assert r.error is None and r.token_ids == h.token_ids
+        assert max(abs(a - b) for a, b in zip(r.logprobs, h.logprobs)) < HF_TOLERANCE
+
+
 def test_500_then_200_is_retried(vllm_url):
     with FaultyProxy(vllm_url, ["500", "503"]) as proxy:
         [c] = client(proxy.url).generate(["Hello"], max_tokens=4)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common.config import option
-from common.llm.base import LLM, Completion, Prompt, TokenScores  # noqa: F401
+from common.llm.base import LLM, Branches, Completion, Prompt, TokenScores  # noqa: F401
 
 
 @dataclass
@@ -23,6 +23,7 @@ class LLMOptions:
     max_retries: int = option(6, "openai: retries per request (exponential backoff) before it is a failure")
     request_timeout: float = option(600.0, "openai: seconds per request")
     score_mode: str = option("echo", "openai: 'echo' (echo + logprobs) or 'prompt_logprobs' (vLLM extension)")
+    tokenizer: str = option("", "openai: tokenizer for rendering chat frames locally (default: the model name)")
 
 
 def make_backend(opts: LLMOptions) -> LLM:
@@ -33,5 +34,6 @@ def make_backend(opts: LLMOptions) -> LLM:
     if opts.backend == "openai":
         from common.llm.openai import OpenAIBackend
         return OpenAIBackend(opts.model or None, base_url=opts.base_url or None, concurrency=opts.concurrency,
-                             max_retries=opts.max_retries, timeout=opts.request_timeout, score_mode=opts.score_mode)
+                             max_retries=opts.max_retries, timeout=opts.request_timeout, score_mode=opts.score_mode,
+                             tokenizer=opts.tokenizer or None)
     raise ValueError(f"unknown backend {opts.backend!r}: use 'hf' or 'openai'")

@@ -5,6 +5,9 @@ A prompt is either raw text or a list of chat messages ({"role", "content"}).
 generate(prompts, n, temperature, top_p, max_tokens, stop, seed, logprobs) -> list[Completion]
 score(pairs) -> list[TokenScores]   (pairs of (prefix, continuation); teacher-forced log-probs
                                      of the continuation's tokens given the prefix)
+score_branches(requests)            (one prefix, several (middle, continuation) branches: the
+                                     "with" and "without rationale" variants after one text)
+render_chat(messages) -> str        (the model's chat template, for callers that split a frame)
 
 Token-level semantics shared by all backends, so that their numbers agree:
   * a chat prefix is rendered with the model's chat template and the generation prompt;
@@ -48,12 +51,25 @@ class TokenScores:
         return self.total / len(self.logprobs) if self.logprobs else float("nan")
 
 
+@dataclass
+class Branches:
+    """One prefix, several (middle, continuation) branches; each branch's sequence is
+    tokens(prefix) + tokens(middle) + tokens(continuation), and only the continuation is scored.
+    The prefix is computed once for all branches where the backend can (`hf`)."""
+    prefix: Prompt
+    branches: list[tuple[str, str]]
+
+
 class LLM(Protocol):
     def generate(self, prompts: Sequence[Prompt], n: int = 1, temperature: float = 0.0, top_p: float = 1.0,
                  max_tokens: int = 256, stop: Sequence[str] | None = None, seed: int = 0,
                  logprobs: bool = False) -> list[Completion]: ...
 
     def score(self, pairs: Sequence[tuple[Prompt, str]]) -> list[TokenScores]: ...
+
+    def score_branches(self, requests: Sequence[Branches]) -> list[TokenScores]: ...
+
+    def render_chat(self, messages: Messages, add_generation_prompt: bool = True) -> str: ...
 
 
 def request_seed(seed: int, prompt: Prompt) -> int:

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import torch
 
-from common.llm.base import Completion, Prompt, TokenScores, cut_at_stop, is_chat, request_seed
+from common.llm.base import Branches, Completion, Prompt, TokenScores, cut_at_stop, is_chat, request_seed
 
 
 class _RowSampler:
@@ -60,10 +60,11 @@ class HFBackend:
         self.eos_ids = sorted({e for e in eos + [self.tok.eos_token_id] if e is not None})
 
     # ------------------------------------------------------------------ tokenisation
+    def render_chat(self, messages, add_generation_prompt: bool = True) -> str:
+        return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
     def render(self, prompt: Prompt) -> str:
-        if is_chat(prompt):
-            return self.tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-        return prompt
+        return self.render_chat(prompt) if is_chat(prompt) else prompt
 
     def encode_prompt(self, prompt: Prompt) -> list[int]:
         """Token ids of a prompt with exactly one BOS when the model uses one."""
@@ -144,31 +145,39 @@ class HFBackend:
         return toks
 
     # ------------------------------------------------------------------ scoring
-    @torch.inference_mode()
     def score(self, pairs: Sequence[tuple[Prompt, str]]) -> list[TokenScores]:
-        prefixes = [self.encode_prompt(p) for p, _ in pairs]
-        conts = [self.encode_text(c) for _, c in pairs]
-        results: list[TokenScores | None] = [None] * len(pairs)
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for i, (p, c) in enumerate(zip(prefixes, conts)):
+        return self.score_branches([Branches(p, [("", c)]) for p, c in pairs])
+
+    @torch.inference_mode()
+    def score_branches(self, requests: Sequence[Branches]) -> list[TokenScores]:
+        """Scores of every (middle, continuation) branch, flattened in request order."""
+        items: list[tuple[list[int], list[int], list[int]]] = []
+        for req in requests:
+            p = self.encode_prompt(req.prefix)
             if not p:
-                raise ValueError(f"pair {i}: the prefix is empty and the model has no BOS token, so the "
-                                 "first continuation token has nothing to be predicted from")
+                raise ValueError("the prefix is empty and the model has no BOS token, so the first "
+                                 "continuation token has nothing to be predicted from")
+            items.extend((p, self.encode_text(m), self.encode_text(c)) for m, c in req.branches)
+        results: list[TokenScores | None] = [None] * len(items)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, (p, _, c) in enumerate(items):
             if not c:
                 results[i] = TokenScores([], [])
-                continue
-            groups.setdefault(tuple(p), []).append(i)
+            else:
+                groups.setdefault(tuple(p), []).append(i)
         singles: list[int] = []
         for prefix, idxs in groups.items():
             if self.prefix_reuse and len(idxs) > 1:
-                self._score_shared(list(prefix), idxs, conts, results)
+                self._score_shared(list(prefix), idxs, items, results)
             else:
                 singles.extend(idxs)
-        self._score_full(singles, prefixes, conts, results)
+        self._score_full(singles, items, results)
         return results  # type: ignore[return-value]
 
-    def _score_full(self, idxs, prefixes, conts, results) -> None:
-        lengths = {i: len(prefixes[i]) + len(conts[i]) for i in idxs}
+    def _score_full(self, idxs, items, results) -> None:
+        seqs = {i: items[i][0] + items[i][1] + items[i][2] for i in idxs}
+        starts = {i: len(items[i][0]) + len(items[i][1]) for i in idxs}   # first scored token
+        lengths = {i: len(seqs[i]) for i in idxs}
         order = sorted(idxs, key=lambda i: lengths[i])
         pad = self.tok.pad_token_id
         for batch in self._batches(order, lengths):
@@ -176,47 +185,48 @@ class HFBackend:
             ids = torch.full((len(batch), width), pad, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
             for r, i in enumerate(batch):  # right padding: pads come after every real token
-                seq = prefixes[i] + conts[i]
-                ids[r, :len(seq)] = torch.tensor(seq)
-                mask[r, :len(seq)] = 1
-            first = min(len(prefixes[i]) for i in batch) - 1      # first predicting position
+                ids[r, :lengths[i]] = torch.tensor(seqs[i])
+                mask[r, :lengths[i]] = 1
+            first = min(starts[i] for i in batch) - 1      # first predicting position
             keep = torch.arange(first, width - 1, device=self.device)
             logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                                 logits_to_keep=keep).logits
             for r, i in enumerate(batch):
-                start = len(prefixes[i]) - 1 - first
-                rows = logits[r, start:start + len(conts[i])]
-                results[i] = self._gather(rows, conts[i])
+                a = starts[i] - 1 - first
+                results[i] = self._gather(logits[r, a:a + len(items[i][2])], items[i][2])
 
-    def _score_shared(self, prefix, idxs, conts, results) -> None:
+    def _score_shared(self, prefix, idxs, items, results) -> None:
+        """One forward over the shared prefix; its KV cache is repeated over the branches."""
         P = len(prefix)
         out = self.model(input_ids=torch.tensor([prefix], device=self.device), use_cache=True, logits_to_keep=1)
         cache, last = out.past_key_values, out.logits[0, -1]
-        lengths = {i: P + len(conts[i]) for i in idxs}
+        rows = {i: items[i][1] + items[i][2] for i in idxs}                  # middle + continuation
+        lengths = {i: P + len(rows[i]) for i in idxs}
         order = sorted(idxs, key=lambda i: lengths[i])
         pad = self.tok.pad_token_id
         for batch in self._batches(order, lengths):
-            width = max(len(conts[i]) for i in batch)
+            width = max(len(rows[i]) for i in batch)
             ids = torch.full((len(batch), width), pad, dtype=torch.long)
             mask = torch.zeros((len(batch), P + width), dtype=torch.long)
             mask[:, :P] = 1
             for r, i in enumerate(batch):
-                ids[r, :len(conts[i])] = torch.tensor(conts[i])
-                mask[r, P:P + len(conts[i])] = 1
-            batch_cache = copy.deepcopy(cache)
-            batch_cache.batch_repeat_interleave(len(batch))
+                ids[r, :len(rows[i])] = torch.tensor(rows[i])
+                mask[r, P:P + len(rows[i])] = 1
             logits = None
-            if width > 1:  # the last continuation token predicts nothing we need
+            if width > 1:  # row position j predicts token j+1; the last row token predicts nothing needed
+                batch_cache = copy.deepcopy(cache)
+                batch_cache.batch_repeat_interleave(len(batch))
                 logits = self.model(
                     input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                     position_ids=torch.arange(P, P + width, device=self.device).expand(len(batch), -1),
                     past_key_values=batch_cache, use_cache=True,
                     logits_to_keep=torch.arange(0, width - 1, device=self.device)).logits
             for r, i in enumerate(batch):
-                rows = last[None]
-                if len(conts[i]) > 1:
-                    rows = torch.cat([rows, logits[r, :len(conts[i]) - 1]], 0)
-                results[i] = self._gather(rows, conts[i])
+                middle, cont = items[i][1], items[i][2]
+                # predictors of the continuation: prefix's last position (index -1), then row positions
+                src = [j for j in range(len(middle) - 1, len(middle) + len(cont) - 1)]
+                picked = [last if j < 0 else logits[r, j] for j in src]
+                results[i] = self._gather(torch.stack(picked), cont)
 
     @staticmethod
     def _gather(logit_rows: torch.Tensor, targets: list[int]) -> TokenScores:

@@ -23,7 +23,7 @@ from typing import Any, Awaitable, Sequence
 
 import httpx
 
-from common.llm.base import Completion, Prompt, TokenScores, cut_at_stop, is_chat, request_seed
+from common.llm.base import Branches, Completion, Prompt, TokenScores, cut_at_stop, is_chat, request_seed
 
 log = logging.getLogger("procsup")
 RETRY_STATUS = {408, 409, 425, 429} | set(range(500, 600))
@@ -52,7 +52,7 @@ class OpenAIBackend:
     def __init__(self, model: str | None = None, base_url: str | Sequence[str] | None = None,
                  api_key: str | None = None, concurrency: int = 64, max_retries: int = 6,
                  timeout: float = 600.0, backoff: float = 1.0, backoff_max: float = 60.0,
-                 score_mode: str = "echo"):
+                 score_mode: str = "echo", tokenizer: str | None = None):
         if score_mode not in ("echo", "prompt_logprobs"):
             raise ValueError("score_mode must be 'echo' or 'prompt_logprobs'")
         self.roots = base_urls_from(base_url)
@@ -62,6 +62,7 @@ class OpenAIBackend:
         self.backoff, self.backoff_max, self.score_mode = backoff, backoff_max, score_mode
         self.name = model
         self._bos: list[int] | None = None
+        self.tokenizer_name, self._tokenizer = tokenizer, None
 
     # ------------------------------------------------------------------ transport
     def _run(self, make: "callable[[httpx.AsyncClient], Awaitable]"):
@@ -160,20 +161,33 @@ class OpenAIBackend:
             self._bos = resp["tokens"][:1]
         return self._bos
 
+    def render_chat(self, messages, add_generation_prompt: bool = True) -> str:
+        """The served model's chat template, rendered here with its tokenizer (loaded once from
+        `tokenizer`, else the model name, through the registry)."""
+        if self._tokenizer is None:
+            from common.models import load_tokenizer
+            self._tokenizer = load_tokenizer(self.tokenizer_name or self.name)
+        return self._tokenizer.apply_chat_template(messages, tokenize=False,
+                                                   add_generation_prompt=add_generation_prompt)
+
     def score(self, pairs: Sequence[tuple[Prompt, str]]) -> list[TokenScores]:
+        return self.score_branches([Branches(p, [("", c)]) for p, c in pairs])
+
+    def score_branches(self, requests: Sequence[Branches]) -> list[TokenScores]:
         cache: dict[str, asyncio.Future] = {}
 
-        async def one(client, prefix: Prompt, cont: str) -> TokenScores:
+        async def one(client, prefix: Prompt, middle: str, cont: str) -> TokenScores:
             bos = await self._bos_ids(client)
             p_ids = await self._tokenize(client, prefix, cache)
             if bos and (not p_ids or p_ids[0] != bos[0]):
                 p_ids = bos + p_ids
+            m_ids = await self._tokenize(client, middle, cache) if middle else []
             c_ids = await self._tokenize(client, cont, cache) if cont else []
             if not c_ids:
                 return TokenScores([], [])
             if not p_ids:
                 raise ValueError("empty prefix and no BOS token: the first token has no context")
-            ids = p_ids + c_ids
+            ids, start = p_ids + m_ids + c_ids, len(p_ids) + len(m_ids)
             body = {"model": self.name, "prompt": ids, "max_tokens": 1, "temperature": 0.0, "echo": True,
                     "logprobs": 1}
             if self.score_mode == "prompt_logprobs":
@@ -182,13 +196,14 @@ class OpenAIBackend:
             choice = resp["choices"][0]
             if self.score_mode == "prompt_logprobs":
                 entries = choice.get("prompt_logprobs") or resp.get("prompt_logprobs")
-                window = [entries[j][str(ids[j])]["logprob"] for j in range(len(p_ids), len(ids))]
+                window = [entries[j][str(ids[j])]["logprob"] for j in range(start, len(ids))]
             else:
                 lps = choice["logprobs"]["token_logprobs"]
                 if len(lps) < len(ids):
                     raise ValueError(f"server echoed {len(lps)} log-probs for a {len(ids)}-token prompt")
-                window = lps[len(p_ids):len(ids)]
+                window = lps[start:len(ids)]
             return TokenScores(token_ids=c_ids, logprobs=[float(x) for x in window])
 
+        jobs = [(r.prefix, m, c) for r in requests for m, c in r.branches]
         return self._run(lambda client: self._gather_safe(
-            [one(client, p, c) for p, c in pairs], lambda e: TokenScores(error=e)))
+            [one(client, *job) for job in jobs], lambda e: TokenScores(error=e)))
