@@ -11,35 +11,14 @@ method runs (k(P+C) / (P+kC) per group; 2.5x at k=4, P=4C).
 from __future__ import annotations
 
 import argparse
-import statistics
-import sys
-import sysconfig
-import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchlib import report, time_interleaved, token_source  # puts the repository on sys.path
 
-from common.llm.hf import HFBackend  # noqa: E402
-
-GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "train.jsonl"
-
-
-def source_tokens(tok, need: int) -> list[int]:
-    """Real English text: GSM8K solutions when the shared data is there, else Python's licence text."""
-    if GSM8K.exists():
-        import json
-        text = "\n\n".join(json.loads(l)["question"] + "\n" + json.loads(l)["answer"]
-                           for l in GSM8K.read_text().splitlines()[:400])
-    else:
-        text = (Path(sysconfig.get_paths()["stdlib"]) / "LICENSE.txt").read_text()
-    ids = tok(text, add_special_tokens=False).input_ids
-    while len(ids) < need:
-        ids = ids + ids
-    return ids
+from common.llm.hf import HFBackend
 
 
 def make_pairs(tok, groups: int, k: int, prefix_tokens: int, cont_tokens: int):
-    ids = source_tokens(tok, groups * (prefix_tokens + k * cont_tokens))
+    ids = token_source(tok, groups * (prefix_tokens + k * cont_tokens))
     pairs, pos = [], 0
     for _ in range(groups):
         prefix = tok.decode(ids[pos:pos + prefix_tokens])
@@ -67,25 +46,17 @@ def main() -> None:
     cont_len = [len(llm.encode_text(c)) for _, c in pairs]
     naive_tokens = sum(prefix_len[p] for p, _ in pairs) + sum(cont_len)
     shared_tokens = sum(prefix_len.values()) + sum(cont_len)
-    bound = naive_tokens / shared_tokens
 
-    times = {True: [], False: []}
     llm.score(pairs[: args.k * 2])  # warm-up
-    for _ in range(args.repeats):
-        for reuse in (True, False):  # interleaved, so drift in machine load hits both
-            llm.prefix_reuse = reuse
-            t = time.perf_counter()
-            llm.score(pairs)
-            times[reuse].append(time.perf_counter() - t)
-    fast, naive = statistics.median(times[True]), statistics.median(times[False])
-    ratio = naive / fast
+
+    def run(reuse):
+        llm.prefix_reuse = reuse
+        llm.score(pairs)
+
+    t = time_interleaved({"shared": lambda: run(True), "naive": lambda: run(False)}, args.repeats)
     print(f"model {args.model} on {llm.device}; {args.groups} prefixes x k={args.k}; "
           f"prefix ~{args.prefix_tokens} tokens, continuation ~{args.cont_tokens} tokens")
-    print(f"shared prefix : {len(pairs) / fast:8.2f} continuations/s  ({fast:.2f} s)")
-    print(f"full forwards : {len(pairs) / naive:8.2f} continuations/s  ({naive:.2f} s)")
-    print(f"speed ratio   : {ratio:.2f}x")
-    print(f"token bound   : {bound:.2f}x  ({naive_tokens} / {shared_tokens} tokens through the model)")
-    print(f"ratio / bound : {ratio / bound:.0%}")
+    report("continuations", len(pairs), t["shared"], t["naive"], naive_tokens, shared_tokens)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ each result is the list of output records for that input, or a `Failed(error)`.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -21,6 +22,9 @@ from common.config import StageConfig, config_dict
 
 log = logging.getLogger("procsup")
 
+# Options that may change between a run and its resumption without changing the outputs.
+RESUME_SAFE_KEYS = {"shard_index", "base_url", "concurrency", "max_retries", "request_timeout", "device",
+                    "max_batch_tokens", "batch_size", "on_bad_record", "prefix_reuse", "tokenizer"}
 EXIT_FAILURES = 3  # some inputs failed: outputs kept, shard left open, rerun retries them
 
 
@@ -44,6 +48,7 @@ def run_stage(stage: str, cfg: StageConfig, process: Callable[[list[dict[str, An
               extra_counts: dict[str, int] | None = None, extra_info: Callable[[], dict] | None = None) -> int:
     """Run one shard of a stage. Returns the process exit code (0, or EXIT_FAILURES)."""
     setup_logging()
+    check_same_config(cfg)
     writer = ShardWriter(cfg.output, cfg.shard_index, cfg.num_shards)
     if writer.finished:
         log.info("%s: %s is finished; skipping (delete it to redo)", stage, writer.final)
@@ -115,6 +120,21 @@ def run_stage(stage: str, cfg: StageConfig, process: Callable[[list[dict[str, An
         return EXIT_FAILURES
     log.info("%s: shard %d/%d done: %s", stage, cfg.shard_index, cfg.num_shards, counts)
     return 0
+
+
+def check_same_config(cfg: StageConfig) -> None:
+    """Refuse to resume into an output directory written with other settings: its finished shards
+    would be silently mixed with new ones."""
+    path = Path(cfg.output) / "manifest.json"
+    if not path.exists():
+        return
+    old = json.loads(path.read_text()).get("config") or {}
+    new = config_dict(cfg)
+    changed = sorted(k for k in set(old) | set(new) if k not in RESUME_SAFE_KEYS and old.get(k) != new.get(k))
+    if changed:
+        raise SystemExit(f"{cfg.output} was written with different settings ({', '.join(changed)}: "
+                         f"{[old.get(k) for k in changed]} then, {[new.get(k) for k in changed]} now). "
+                         "Use a new --output, or delete it to start over.")
 
 
 def _describe_inputs(path: str) -> list[dict[str, Any]]:

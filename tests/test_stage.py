@@ -103,3 +103,18 @@ def test_sigkill_then_resume_is_byte_identical(tmp_path, tiny_llama_dir):
     assert len(one.splitlines()) == 30
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["counts"]["skipped_done"] >= 6
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    from dataclasses import dataclass, field
+
+    @dataclass
+    class Cfg(StageConfig):
+        factor: int = 2
+        batch_size: int = field(default=4)
+
+    inp = write_inputs(tmp_path / "in.jsonl", 4)
+    assert run_stage("double", Cfg(input=str(inp), output=str(tmp_path / "o")), double) == 0
+    assert run_stage("double", Cfg(input=str(inp), output=str(tmp_path / "o"), batch_size=8), double) == 0
+    with pytest.raises(SystemExit, match=r"different settings \(factor"):
+        run_stage("double", Cfg(input=str(inp), output=str(tmp_path / "o"), factor=3), double)
