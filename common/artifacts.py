@@ -50,7 +50,9 @@ def dumps(record: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------- reading
 
 def input_files(path: str | Path) -> list[Path]:
-    """The data files of an input: one file, or a directory's shards (sorted)."""
+    """The data files of an input: one file, or a directory's shards (sorted); several comma-separated."""
+    if isinstance(path, str) and "," in path:
+        return [f for part in path.split(",") if part.strip() for f in input_files(part.strip())]
     path = Path(path)
     if path.is_file():
         return [path]

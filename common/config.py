@@ -38,7 +38,7 @@ def option(default: Any = dataclasses.MISSING, help: str = "", **kw) -> Any:
 class StageConfig:
     """Options every stage has: where to read, where to write, which shard."""
 
-    input: str = option("", "input directory of JSONL shards (or one .jsonl file)")
+    input: str = option("", "input directory of JSONL shards, or a .jsonl file; several comma-separated")
     output: str = option("", "output directory; shards, manifest.json and failures go here")
     shard_index: int | None = option(
         None, "this process's shard; default $SLURM_ARRAY_TASK_ID - $SLURM_ARRAY_TASK_MIN, else 0")

@@ -45,8 +45,12 @@ def setup_logging() -> None:
 def run_stage(stage: str, cfg: StageConfig, process: Callable[[list[dict[str, Any]]], list[Result]], *,
               records: Iterable[dict[str, Any]] | None = None, batch_size: int = 16,
               required: tuple[str, ...] = ("id",), total: int | None = None,
-              extra_counts: dict[str, int] | None = None, extra_info: Callable[[], dict] | None = None) -> int:
-    """Run one shard of a stage. Returns the process exit code (0, or EXIT_FAILURES)."""
+              extra_counts: dict[str, int] | None = None, extra_info: Callable[[], dict] | None = None,
+              presharded: bool = False, read_stats: ReadStats | None = None) -> int:
+    """Run one shard of a stage. Returns the process exit code (0, or EXIT_FAILURES).
+
+    `records` defaults to the JSONL input (`cfg.input`); `presharded` says they are this shard's
+    already (a Hub stream split by the data set), so the runner does not slice them again."""
     setup_logging()
     check_same_config(cfg)
     writer = ShardWriter(cfg.output, cfg.shard_index, cfg.num_shards)
@@ -54,7 +58,7 @@ def run_stage(stage: str, cfg: StageConfig, process: Callable[[list[dict[str, An
         log.info("%s: %s is finished; skipping (delete it to redo)", stage, writer.final)
         return 0
     started = time.time()
-    stats = ReadStats()
+    stats = read_stats or ReadStats()
     if records is None:
         records = read_records(cfg.input, cfg.on_bad_record, stats, required)
     counts = {"in": 0, "skipped_done": 0, "out": 0, "failed": 0}
@@ -78,7 +82,8 @@ def run_stage(stage: str, cfg: StageConfig, process: Callable[[list[dict[str, An
         bar = tqdm(total=total, desc=f"{stage} shard {cfg.shard_index}/{cfg.num_shards}", unit="rec",
                    disable=None, mininterval=2.0)
         pending: list[tuple[int, dict[str, Any]]] = []
-        for ordinal, rec in enumerate(shard_slice(records, cfg.shard_index, cfg.num_shards)):
+        mine = records if presharded else shard_slice(records, cfg.shard_index, cfg.num_shards)
+        for ordinal, rec in enumerate(mine):
             counts["in"] += 1
             rid = rec["id"] = str(rec["id"])
             if rid in seen:

@@ -86,3 +86,10 @@ def test_input_dir_refuses_unfinished_shards(tmp_path):
         input_files(tmp_path)
     with pytest.raises(FileNotFoundError):
         input_files(tmp_path / "nope")
+
+
+def test_several_inputs_comma_separated(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "part-00000-of-00001.jsonl").write_text(json.dumps({"id": name}) + "\n")
+    assert [r["id"] for r in read_records(f"{tmp_path / 'a'},{tmp_path / 'b'}")] == ["a", "b"]

@@ -41,3 +41,60 @@ def test_score_equals_hand_computation(tiny_llama, tiny_llama_dir, tmp_path):
         assert r["score_without"] == pytest.approx(want_without, abs=1e-3)
         assert r["gain"] == pytest.approx(r["score_with"] - r["score_without"])
         assert len(r["logprobs_with"]) == len(tok(t["following"], add_special_tokens=False).input_ids)
+
+
+def _rewrites(n: int) -> list[dict]:
+    """Realistic extraction output: worked problems with a rationale before every step."""
+    import reasoning_gym
+    docs = []
+    for i, x in enumerate(reasoning_gym.create_dataset("gsm_symbolic", size=n, seed=5)):
+        text = "Question: " + x["question"] + "\nAnswer: " + x["metadata"]["answer_cot"]
+        lines = text.split("\n")
+        out = lines[0] + "".join(f"\n<BOT>Step {k}: keep track of the quantities.<EOT> {line}"
+                                 for k, line in enumerate(lines[1:], 1))
+        docs.append({"id": f"doc{i}", "source": "gsm_symbolic", "input": text, "output": out})
+    return docs
+
+
+def test_chain_killed_in_score_then_resumed_is_identical(tiny_llama_dir, tmp_path):
+    """parse -> score (SIGKILL in the middle, rerun) -> filter equals the uninterrupted chain."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+    extract = tmp_path / "extract.jsonl"
+    extract.write_text("".join(json.dumps(d) + "\n" for d in _rewrites(12)))
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+
+    def stage(module, *args, wait=True):
+        cmd = [sys.executable, "-m", module, *map(str, args)]
+        if not wait:
+            return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(cmd, env=env, cwd=REPO, check=True, capture_output=True)
+
+    score_args = ["--model", tiny_llama_dir, "--device", "cpu", "--batch-size", "2"]
+    for run in ("oneshot", "resumed"):
+        d = tmp_path / run
+        stage("sampling.parse_rationales", "--input", extract, "--output", d / "parsed")
+        if run == "resumed":
+            proc = stage("sampling.score_rationales", "--input", d / "parsed", "--output", d / "scored",
+                         *score_args, wait=False)
+            journal = d / "scored" / "part-00000-of-00001.jsonl.journal"
+            deadline = time.time() + 120
+            while time.time() < deadline and proc.poll() is None:
+                if journal.exists() and len(journal.read_text().splitlines()) >= 6:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    break
+                time.sleep(0.005)
+            proc.wait()
+            assert proc.returncode == -signal.SIGKILL, "score finished before it could be killed"
+        stage("sampling.score_rationales", "--input", d / "parsed", "--output", d / "scored", *score_args)
+        stage("sampling.filter_rationales", "--input", d / "scored", "--output", d / "filtered")
+    for rel in ("scored/part-00000-of-00001.jsonl", "filtered/train/part-00000-of-00001.jsonl",
+                "filtered/dev/part-00000-of-00001.jsonl"):
+        assert (tmp_path / "resumed" / rel).read_bytes() == (tmp_path / "oneshot" / rel).read_bytes(), rel
+    n = len((tmp_path / "oneshot" / "scored/part-00000-of-00001.jsonl").read_text().splitlines())
+    assert n > 40
