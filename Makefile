@@ -34,7 +34,7 @@ $(VENV_VLLM)/.done: constraints.txt
 	touch $@
 
 demo: setup
-	$(PY) -m common.demo
+	$(PY) -m sampling.demo
 
 test: setup setup-vllm
 	$(PY) -m pytest
@@ -44,6 +44,8 @@ test-fast: setup
 
 bench: setup
 	$(PY) bench/score_prefix.py
+	$(PY) bench/score_rationales.py
+	$(PY) bench/prefilter.py
 
 clean:
 	rm -rf $(VENV) $(VENV_VLLM) .pytest_cache

@@ -9,8 +9,9 @@ Two prompt families (sampling/prompts.py):
 Two modes:
   rewrite   (default, the paper's) the LLM rewrites the whole document with rationales inserted;
   per_step  (an extension for small extractors) the stage splits the document into steps itself
-            and asks for one short rationale per position, given the text so far and the next
-            step, then inserts them: faithful by construction, and it generates only rationales.
+            and asks for one short rationale per position, given only the text so far (never the
+            step it is scored on), then inserts them: faithful by construction, and it generates
+            only rationales.
 Greedy decoding (seed 14, as the reference). Writes {"id", "source", "family", "input", "output",
 "model"}. A request that fails is recorded in failures.jsonl and retried by the next run; it is
 never written as an output (the reference wrote its error message as the rewrite).
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     def per_step(batch: list[dict]) -> list:
         steps = [prompts.split_steps(d["text"]) for d in batch]
         jobs = [(k, i) for k, st in enumerate(steps) for i in range(1, min(len(st), cfg.max_steps + 1))]
-        done = llm.generate([prompts.step_prompt("".join(steps[k][:i]), steps[k][i]) for k, i in jobs],
+        done = llm.generate([prompts.step_prompt("".join(steps[k][:i])) for k, i in jobs],
                             temperature=cfg.temperature, max_tokens=cfg.step_max_tokens, stop=["\n"], seed=cfg.seed)
         rationale = {job: c for job, c in zip(jobs, done)}
         results = []

@@ -119,13 +119,14 @@ def web_prompt(document: str) -> list[dict]:
 
 # ----------------------------------------------------------------------------- per-step mode
 # An extension for small extractors (see extract_rationales --mode per_step): the stage splits the
-# document into steps itself and asks for one rationale per position, given the text so far and
-# the next step. The examples are the (preceding, rationale, following) triples of the pairs above.
+# document into steps itself and asks for one rationale per position. The model sees only the text
+# so far, never the next step, so a rationale cannot simply copy what it is scored on (a small model
+# shown the next step copies it, and a copy trivially "helps predict" it). The examples are the
+# (preceding, rationale) parts of the pairs above.
 
 SYSTEM_STEP = (
-    "You will be given the beginning of a text and the step that comes next. Write the rationale: the "
-    "unstated reasoning that leads from the text so far to the next step. Write one short sentence. Do not "
-    "copy the next step.")
+    "You will be given the beginning of a text. Write the rationale for what comes next: the unstated "
+    "reasoning a reader needs in order to anticipate the next step. Write one short sentence.")
 STEP_RE = re.compile(r"(?<=[.!?])[ \t]+(?=[A-Z0-9\"'(#$])|(?<=\n)")
 
 
@@ -144,8 +145,8 @@ def split_steps(text: str) -> list[str]:
     return pieces
 
 
-def step_user(preceding: str, following: str) -> str:
-    return f"Text so far:\n{preceding.strip()}\n\nNext step:\n{following.strip()}"
+def step_user(preceding: str) -> str:
+    return f"Text so far:\n{preceding.strip()}"
 
 
 def _step_examples() -> list[tuple[str, str]]:
@@ -153,9 +154,9 @@ def _step_examples() -> list[tuple[str, str]]:
     examples = []
     for _, annotated in (GSM8K_SHOTS[0], ECQA_SHOTS[0], WEB_SHOTS[0]):
         for t in split_triples(annotated).triples[:1]:
-            examples.append((step_user(t.preceding, t.following), t.rationale))
+            examples.append((step_user(t.preceding), t.rationale))
     return examples
 
 
-def step_prompt(preceding: str, following: str) -> list[dict]:
-    return _messages(SYSTEM_STEP, _step_examples(), step_user(preceding, following))
+def step_prompt(preceding: str) -> list[dict]:
+    return _messages(SYSTEM_STEP, _step_examples(), step_user(preceding))

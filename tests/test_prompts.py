@@ -27,3 +27,13 @@ def test_prompt_layouts_follow_the_spec():
     assert [m["role"] for m in web] == ["system"] + ["user", "assistant"] * 7 + ["user"]  # 3.3: 3+2+2
     assert web[0]["content"] == prompts.SYSTEM_WEB and "library" in web[1]["content"]
     assert "final answer" in web[-2]["content"]          # the GSM8K pairs announce the final answer
+
+
+def test_per_step_prompt_never_shows_the_next_step():
+    text = "Tom has 3 boxes. Each box has 4 apples. So he has 12 apples."
+    steps = prompts.split_steps(text)
+    assert "".join(steps) == text and len(steps) == 3
+    msgs = prompts.step_prompt("".join(steps[:1]))
+    assert msgs[-1]["content"] == "Text so far:\nTom has 3 boxes." and "apples" not in msgs[-1]["content"]
+    for user, assistant in zip(msgs[1:-1:2], msgs[2:-1:2]):
+        assert user["role"] == "user" and assistant["role"] == "assistant" and "<BOT>" not in assistant["content"]
