@@ -233,6 +233,17 @@ class ShardWriter:
             self.close(finalize=False)
 
 
+def write_records(out_dir: str | Path, records: Iterable[dict[str, Any]]) -> int:
+    """Replace a directory's single shard with `records` (for cheap, deterministic outputs that are
+    always redone rather than resumed). Atomic like every shard. Returns the count."""
+    (Path(out_dir) / shard_name(0, 1)).unlink(missing_ok=True)
+    with ShardWriter(out_dir, 0, 1) as writer:
+        for k, rec in enumerate(records):
+            writer.write(str(rec["id"]), k, [rec])
+        writer.close(finalize=True)
+    return writer.records_out
+
+
 # ----------------------------------------------------------------------------- manifest
 
 def git_commit() -> str | None:

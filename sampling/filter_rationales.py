@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.artifacts import ReadStats, ShardWriter, shard_name, git_commit, package_versions, read_records, write_manifest
+from common.artifacts import ReadStats, git_commit, package_versions, read_records, write_manifest, write_records
 from common.config import StageConfig, config_dict, option, parse_config
 from common.stage import _describe_inputs, log, setup_logging
 
@@ -86,13 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     counts = {"in": len(records), "kept": len(kept), "bad_records": stats.bad}
     for split in ("train", "dev"):
         rows = [r for r in kept if in_dev(cfg.seed, str(r["id"]), cfg.dev_fraction) == (split == "dev")]
-        (out / split / shard_name(0, 1)).unlink(missing_ok=True)   # cheap and deterministic: always redone
-        with ShardWriter(out / split, 0, 1) as writer:
-            for k, r in enumerate(rows):
-                writer.write(str(r["id"]), k, [{f: r.get(f, r["score_with"] - r["score_without"])
-                                                for f in KEEP_FIELDS}])
-            writer.close(finalize=True)
-        counts[split] = len(rows)
+        # cheap and deterministic: always redone
+        counts[split] = write_records(out / split, ({f: r.get(f, r["score_with"] - r["score_without"])
+                                                     for f in KEEP_FIELDS} for r in rows))
     info = {"stage": "filter_rationales", "finished": True, "config": config_dict(cfg), "git_commit": git_commit(),
             "packages": package_versions(), "inputs": _describe_inputs(cfg.input), "counts": counts,
             "wall_seconds": round(time.time() - started, 3)}

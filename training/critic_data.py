@@ -1,0 +1,119 @@
+"""Critic training data from rule-based perturbations of gold reasoning (refiner.md section 2).
+
+MWP (2.2, with the reference's bugs fixed): for each problem and its gold formula z,
+  numbers   one operand replaced by a different numberN of the problem
+  operator  one step's operator replaced by a different one (subtract included: the reference
+            listed `subtract` but the data spells `substract`, so subtraction was never perturbed)
+  remove    formulas of 2+ steps cut to their first step (as the reference)
+  add       one-step formulas get a step `#1: op ( #0, numberN )`
+each with the oracle feedback of 2.3 (every step reported, operands at their true positions).
+Writes two record sets (refiner_format.py layouts):
+  <output>/critic/  {"id", "kind", "input": x + hypothesis, "target": feedback}   incl. the gold (-> "No hint.")
+  <output>/refine/  {"id", "kind", "input": x + hypothesis + feedback, "target": gold z}
+sNLR and Moral Stories perturbations are the next slice of this issue.
+
+    python -m training.critic_data --input ../shared/data/svamp/mawps-asdiv-a_svamp_train.csv --output runs/critic
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.artifacts import git_commit, package_versions, write_manifest, write_records
+from common.config import StageConfig, config_dict, option, parse_config
+from common.refiner_format import NO_HINT, critic_input, refine_input
+from common.stage import _describe_inputs, log, setup_logging
+from common.tasks import mwp
+
+PERTURBATIONS = ("numbers", "operator", "remove", "add")
+
+
+@dataclass
+class CriticDataConfig(StageConfig):
+    task: str = option("mwp", "task: mwp (snlr and moral_stories: next)")
+    include_gold: bool = option(True, "also a critic record for the gold formula (target: 'No hint.')")
+
+
+def render(steps: list[mwp.Step]) -> str:
+    return " | ".join(f"#{k}: {s.op} ( {s.a}, {s.b} )" for k, s in enumerate(steps)) + " | EOS"
+
+
+def perturb(formula: str, n_numbers: int, kind: str, rng: random.Random) -> str | None:
+    """One perturbed formula of the given kind, or None when the kind does not apply."""
+    parsed = mwp.parse(formula)
+    if isinstance(parsed, str):
+        return None
+    steps = list(parsed)
+    if kind == "operator":
+        k = rng.randrange(len(steps))
+        steps[k] = mwp.Step(rng.choice([o for o in mwp.OPS if o != steps[k].op]), steps[k].a, steps[k].b)
+    elif kind == "numbers":
+        slots = [(k, side) for k, s in enumerate(steps) for side in ("a", "b") if getattr(s, side).startswith("number")]
+        if not slots:
+            return None
+        k, side = rng.choice(slots)
+        old = getattr(steps[k], side)
+        choices = [f"number{n}" for n in range(max(n_numbers, 2)) if f"number{n}" != old]
+        steps[k] = mwp.Step(steps[k].op, *((rng.choice(choices), steps[k].b) if side == "a"
+                                          else (steps[k].a, rng.choice(choices))))
+    elif kind == "remove":
+        if len(steps) < 2:
+            return None
+        steps = steps[:1]
+    elif kind == "add":
+        if len(steps) != 1:
+            return None
+        steps.append(mwp.Step(rng.choice(mwp.OPS), "#0", f"number{rng.randrange(max(n_numbers, 1))}"))
+    else:
+        raise ValueError(f"unknown perturbation {kind!r}")
+    return render(steps)
+
+
+def mwp_records(problems: list[dict], seed: int, include_gold: bool) -> tuple[list[dict], list[dict], dict]:
+    critic, refine, counts = [], [], {k: 0 for k in PERTURBATIONS}
+    for p in problems:
+        rng = random.Random(int.from_bytes(hashlib.sha256(f"{seed}\x00{p['id']}".encode()).digest()[:8], "big"))
+        n_numbers = len(p["numbers"]) if p["numbers"] else 1 + max(
+            (int(t[6:].rstrip(",")) for t in p["formula"].split() if t.startswith("number")), default=0)
+        if include_gold:
+            critic.append({"id": f"{p['id']}-gold", "kind": "gold", "input": critic_input(p["question"], p["formula"]),
+                           "target": NO_HINT})
+        for kind in PERTURBATIONS:
+            wrong = perturb(p["formula"], n_numbers, kind, rng)
+            if wrong is None:
+                continue
+            feedback = mwp.oracle_feedback(wrong, p["formula"])
+            counts[kind] += 1
+            critic.append({"id": f"{p['id']}-{kind}", "kind": kind, "input": critic_input(p["question"], wrong),
+                           "target": feedback})
+            refine.append({"id": f"{p['id']}-{kind}", "kind": kind,
+                           "input": refine_input(p["question"], wrong, feedback), "target": p["formula"]})
+    return critic, refine, counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_config(CriticDataConfig, argv, __doc__)
+    if cfg.task != "mwp":
+        raise SystemExit(f"--task {cfg.task}: only mwp is implemented so far")
+    setup_logging()
+    started = time.time()
+    problems = [p for f in cfg.input.split(",") for p in mwp.load(f.strip())]
+    critic, refine, counts = mwp_records(problems, cfg.seed, cfg.include_gold)
+    out = Path(cfg.output)
+    counts.update(problems=len(problems), critic=write_records(out / "critic", critic),
+                  refine=write_records(out / "refine", refine))
+    write_manifest(out, 0, 1, {"stage": "critic_data", "finished": True, "config": config_dict(cfg),
+                               "git_commit": git_commit(), "packages": package_versions(),
+                               "inputs": _describe_inputs(cfg.input), "counts": counts,
+                               "wall_seconds": round(time.time() - started, 3)})
+    log.info("critic_data: %s", counts)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
