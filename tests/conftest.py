@@ -94,3 +94,19 @@ def shared_data(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent (the shared data folder is not next to this checkout)")
     return path
+
+
+def kill_mid_shard(proc, journal: Path, min_done: int, timeout: float = 120.0) -> None:
+    """SIGKILL a stage process once its shard journal lists `min_done` finished inputs."""
+    import os
+    import signal
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if journal.exists() and len(journal.read_text().splitlines()) >= min_done:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the stage finished before it could be killed"

@@ -59,12 +59,10 @@ def _rewrites(n: int) -> list[dict]:
 def test_chain_killed_in_score_then_resumed_is_identical(tiny_llama_dir, tmp_path):
     """parse -> score (SIGKILL in the middle, rerun) -> filter equals the uninterrupted chain."""
     import os
-    import signal
     import subprocess
     import sys
-    import time
 
-    from tests.conftest import REPO
+    from tests.conftest import REPO, kill_mid_shard
     extract = tmp_path / "extract.jsonl"
     extract.write_text("".join(json.dumps(d) + "\n" for d in _rewrites(12)))
     env = dict(os.environ, HF_HUB_OFFLINE="1")
@@ -82,15 +80,7 @@ def test_chain_killed_in_score_then_resumed_is_identical(tiny_llama_dir, tmp_pat
         if run == "resumed":
             proc = stage("sampling.score_rationales", "--input", d / "parsed", "--output", d / "scored",
                          *score_args, wait=False)
-            journal = d / "scored" / "part-00000-of-00001.jsonl.journal"
-            deadline = time.time() + 120
-            while time.time() < deadline and proc.poll() is None:
-                if journal.exists() and len(journal.read_text().splitlines()) >= 6:
-                    os.kill(proc.pid, signal.SIGKILL)
-                    break
-                time.sleep(0.005)
-            proc.wait()
-            assert proc.returncode == -signal.SIGKILL, "score finished before it could be killed"
+            kill_mid_shard(proc, d / "scored" / "part-00000-of-00001.jsonl.journal", 6)
         stage("sampling.score_rationales", "--input", d / "parsed", "--output", d / "scored", *score_args)
         stage("sampling.filter_rationales", "--input", d / "scored", "--output", d / "filtered")
     for rel in ("scored/part-00000-of-00001.jsonl", "filtered/train/part-00000-of-00001.jsonl",

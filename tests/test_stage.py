@@ -1,14 +1,13 @@
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from common.config import StageConfig
+from tests.conftest import kill_mid_shard
 from common.stage import EXIT_FAILURES, Failed, run_stage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,15 +86,7 @@ def test_sigkill_then_resume_is_byte_identical(tmp_path, tiny_llama_dir):
     out = tmp_path / "killed"
     proc = subprocess.Popen(_generate_cmd(tiny_llama_dir, inp, out), env=env, cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    journal = out / "part-00000-of-00001.jsonl.journal"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if journal.exists() and len(journal.read_text().splitlines()) >= 6:
-            os.kill(proc.pid, signal.SIGKILL)
-            break
-        time.sleep(0.005)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    kill_mid_shard(proc, out / "part-00000-of-00001.jsonl.journal", 6)
     assert not (out / "part-00000-of-00001.jsonl").exists()
     subprocess.run(_generate_cmd(tiny_llama_dir, inp, out), check=True, env=env, cwd=REPO, capture_output=True)
     one = (tmp_path / "oneshot" / "part-00000-of-00001.jsonl").read_bytes()
