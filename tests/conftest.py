@@ -110,3 +110,19 @@ def kill_mid_shard(proc, journal: Path, min_done: int, timeout: float = 120.0) -
         time.sleep(0.005)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the stage finished before it could be killed"
+
+
+@pytest.fixture(scope="session")
+def tiny_t5_dir(tiny_tokenizer, tmp_path_factory):
+    """A 2+2-layer random T5 with the in-test tokenizer, saved as a folder."""
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(0)
+    cfg = T5Config(vocab_size=len(tiny_tokenizer), d_model=64, d_kv=16, d_ff=128, num_layers=2, num_decoder_layers=2,
+                   num_heads=4, pad_token_id=tiny_tokenizer.pad_token_id, eos_token_id=tiny_tokenizer.eos_token_id,
+                   decoder_start_token_id=tiny_tokenizer.pad_token_id)
+    out = tmp_path_factory.mktemp("tiny-t5")
+    T5ForConditionalGeneration(cfg).save_pretrained(out)
+    tiny_tokenizer.save_pretrained(out)
+    return str(out)

@@ -1,0 +1,84 @@
+import json
+
+import pytest
+import torch
+
+from training import finetune
+
+ROWS = [{"id": f"r{i}", "preceding": f"Natalia sold {n} clips in April.", "rationale": f"Half of {n} is {n // 2}.",
+         "input": f"She has number0 apples and eats number1 . how many left ? {i}",
+         "target": "#0: subtract ( number0, number1 ) | EOS"} for i, n in enumerate([48, 24, 72, 10, 12, 36])]
+
+
+def write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_label_mask_covers_exactly_the_prompt(tiny_tokenizer):
+    tok = tiny_tokenizer
+    ex = finetune.causal_example(tok, "The cat sat.", "It was tired.", system="", max_length=512)
+    head = tok.apply_chat_template([{"role": "user", "content": "The cat sat."}], tokenize=False,
+                                   add_generation_prompt=True)
+    n_head = len(tok(head, add_special_tokens=False).input_ids)
+    assert ex["labels"][:n_head] == [finetune.IGNORE] * n_head
+    assert ex["labels"][n_head:] == ex["input_ids"][n_head:] and all(t != finetune.IGNORE for t in ex["labels"][n_head:])
+    assert tok.decode(ex["input_ids"][n_head:]) == "It was tired.<|im_end|>\n"          # the turn, and its end
+    assert ex["input_ids"].count(tok.bos_token_id) == 1 and ex["input_ids"][0] == tok.bos_token_id  # one BOS
+    short = finetune.causal_example(tok, "The cat sat.", "It was tired.", system="", max_length=n_head + 2)
+    assert len(short["input_ids"]) == len(short["labels"]) == n_head + 2
+
+
+def test_tiny_model_lowers_its_dev_loss(tiny_llama_dir, tmp_path):
+    data = write(tmp_path / "train.jsonl", ROWS)
+    assert finetune.main(["--train", data, "--dev", data, "--output", str(tmp_path / "out"), "--model", tiny_llama_dir,
+                          "--lr", "3e-3", "--epochs", "4", "--batch-size", "3", "--grad-accum", "1",
+                          "--warmup-ratio", "0"]) == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    losses = [h["eval_loss"] for h in metrics["dev_loss"]]
+    assert len(losses) == 4 and all(b < a for a, b in zip(losses, losses[1:])) and losses[-1] < 0.9 * losses[0]
+    assert (tmp_path / "out" / "final" / "model.safetensors").exists()
+
+
+def test_resume_from_a_checkpoint_continues_the_same_run(tiny_llama_dir, tmp_path, monkeypatch):
+    from transformers import AutoModelForCausalLM, Trainer
+    data = write(tmp_path / "train.jsonl", ROWS)
+    args = ["--train", data, "--model", tiny_llama_dir, "--lr", "3e-3", "--max-steps", "6", "--eval-steps", "2",
+            "--batch-size", "2", "--grad-accum", "1"]
+    assert finetune.main(args + ["--output", str(tmp_path / "oneshot")]) == 0
+
+    calls = {"n": 0}
+    original = Trainer.training_step
+
+    def crash_after_four(self, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] > 4:
+            raise KeyboardInterrupt("simulated preemption")
+        return original(self, *a, **kw)
+
+    monkeypatch.setattr(Trainer, "training_step", crash_after_four)
+    with pytest.raises(KeyboardInterrupt):
+        finetune.main(args + ["--output", str(tmp_path / "resumed")])
+    monkeypatch.setattr(Trainer, "training_step", original)
+    assert finetune.latest_checkpoint(tmp_path / "resumed").endswith("checkpoint-4")
+    assert finetune.main(args + ["--output", str(tmp_path / "resumed")]) == 0
+    metrics = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
+    assert metrics["resumed_from"].endswith("checkpoint-4") and metrics["steps"] == 6
+    a = AutoModelForCausalLM.from_pretrained(tmp_path / "oneshot" / "final").state_dict()
+    b = AutoModelForCausalLM.from_pretrained(tmp_path / "resumed" / "final").state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_seq2seq_mode_and_lora(tiny_t5_dir, tmp_path):
+    data = write(tmp_path / "train.jsonl", ROWS)
+    out = tmp_path / "s2s"
+    assert finetune.main(["--train", data, "--dev", data, "--output", str(out), "--model", tiny_t5_dir, "--mode",
+                          "seq2seq", "--prompt-field", "input", "--target-field", "target", "--epochs", "1",
+                          "--batch-size", "3", "--grad-accum", "1", "--lora", "true", "--lr", "1e-3"]) == 0
+    from transformers import AutoModelForSeq2SeqLM
+    assert AutoModelForSeq2SeqLM.from_pretrained(out / "final").config.model_type == "t5"   # LoRA merged
+    ex = finetune.seq2seq_example(finetune.load_model(finetune.FinetuneConfig(model=tiny_t5_dir, mode="seq2seq"))[1],
+                                  "a b", "#0: add ( number0, number1 ) | EOS", 64)
+    assert finetune.IGNORE not in ex["labels"]        # pads are masked by the collator, never in the data
+    batch = finetune.collate(0)([ex, {"input_ids": [1], "labels": [2]}])
+    assert batch["labels"][1, 1:].eq(finetune.IGNORE).all()

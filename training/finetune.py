@@ -1,0 +1,201 @@
+"""Supervised fine-tuning, causal (the rationale model) or seq2seq (REFINER's generator and critic).
+
+causal  (rationalyst.md 5): user turn = `--prompt-field` (preceding text), assistant turn =
+        `--target-field` (rationale). The conversation is rendered once with the chat template;
+        the loss covers the assistant turn only (the reference rendered the target separately
+        and trained on a second BOS and header). Exactly one BOS.
+seq2seq (refiner.md 3): encoder input = `--prompt-field`, decoder target = `--target-field`;
+        pads masked from the loss (the reference counted them).
+
+Defaults follow the paper's recipe: lr 2e-5, cosine, warmup 3%, effective batch 32 (batch 2 x
+accumulation 16 on one device; use 8 on two), max length 1024, weight decay 0, bf16 on GPU.
+Dev loss every epoch, the best checkpoint kept (`<output>/final`), a rerun resumes from the
+newest checkpoint. LoRA with `--lora true`. Several GPUs: `accelerate launch --config_file
+configs/accelerate/fsdp.yaml -m training.finetune ...`.
+
+    python -m training.finetune --train runs/filtered/train --dev runs/filtered/dev --output runs/rationalyst-model
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from common.artifacts import git_commit, package_versions, read_records, write_json_atomic
+from common.config import option, parse_config
+from common.models import pick_device, resolve
+from common.stage import log, setup_logging
+
+IGNORE = -100
+
+
+@dataclass
+class FinetuneConfig:
+    """Fine-tune a causal or seq2seq model on JSONL records."""
+
+    train: str = option("", "training records: JSONL file or directory (e.g. filter_rationales' train/)")
+    dev: str = option("", "dev records for the per-epoch loss and best-checkpoint choice (optional)")
+    output: str = option("", "output directory: checkpoints/, final/ (the best model), metrics.json")
+    mode: str = option("causal", "'causal' (chat SFT) or 'seq2seq' (encoder-decoder)")
+    model: str = option("smollm2-135m-instruct", "base model: registry name, Hub id or path "
+                                                 "(paper: meta-llama/Meta-Llama-3-8B-Instruct)")
+    prompt_field: str = option("preceding", "field for the user turn (causal) or encoder input (seq2seq)")
+    target_field: str = option("rationale", "field for the assistant turn (causal) or decoder target (seq2seq)")
+    system: str = option("", "causal: optional system message")
+    epochs: float = option(20.0, "epochs at most (rationalyst.md 5: 20; the best dev epoch is kept)")
+    max_steps: int = option(0, "stop after this many optimizer steps (0 = by epochs)")
+    lr: float = option(2e-5, "peak learning rate")
+    scheduler: str = option("cosine", "learning-rate schedule")
+    warmup_ratio: float = option(0.03, "share of steps for linear warmup")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    batch_size: int = option(2, "examples per device per step")
+    grad_accum: int = option(16, "gradient accumulation steps (effective batch = batch x accum x devices)")
+    max_length: int = option(1024, "tokens per example (truncated)")
+    patience: int = option(3, "stop after this many evaluations without a better dev loss (0 = never)")
+    eval_steps: int = option(0, "evaluate and save every N steps (0 = every epoch)")
+    lora: bool = option(False, "train LoRA adapters instead of all weights")
+    lora_r: int = option(16, "LoRA rank")
+    lora_alpha: int = option(32, "LoRA alpha")
+    lora_dropout: float = option(0.05, "LoRA dropout")
+    precision: str = option("auto", "'auto' (bf16 on a GPU that has it, else fp32), 'bf16', 'fp32'")
+    seed: int = option(42, "seed for data order and initialisation")
+    gradient_checkpointing: bool = option(False, "trade compute for memory")
+
+
+# ----------------------------------------------------------------------------- examples
+
+def causal_example(tok, prompt: str, target: str, system: str, max_length: int) -> dict:
+    """input_ids and labels with the prompt masked. The conversation is rendered once; the prompt
+    rendering (with the generation prompt) only locates the boundary, and must be a prefix of it."""
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+    head = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    full = tok.apply_chat_template(messages + [{"role": "assistant", "content": target}], tokenize=False)
+    if not full.startswith(head):
+        raise ValueError("the chat template does not render the prompt as a prefix of the conversation")
+    head_ids = tok(head, add_special_tokens=False).input_ids
+    with_special = tok("a").input_ids
+    bos = tok.bos_token_id
+    if bos is not None and len(with_special) > len(tok("a", add_special_tokens=False).input_ids) \
+            and with_special[0] == bos and (not head_ids or head_ids[0] != bos):
+        head_ids = [bos] + head_ids                          # exactly one BOS, as at inference
+    tail_ids = tok(full[len(head):], add_special_tokens=False).input_ids
+    ids = (head_ids + tail_ids)[:max_length]
+    labels = ([IGNORE] * len(head_ids) + tail_ids)[:max_length]
+    return {"input_ids": ids, "labels": labels}
+
+
+def seq2seq_example(tok, prompt: str, target: str, max_length: int) -> dict:
+    enc = tok(prompt, truncation=True, max_length=max_length, return_token_type_ids=False)
+    return {"input_ids": enc.input_ids, "labels": tok(text_target=target, truncation=True,
+                                                       max_length=max_length).input_ids}
+
+
+def collate(pad_id: int):
+    def fn(batch: list[dict]) -> dict:
+        width = max(len(b["input_ids"]) for b in batch)
+        lwidth = max(len(b["labels"]) for b in batch)
+        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        labels = torch.full((len(batch), lwidth), IGNORE, dtype=torch.long)
+        for i, b in enumerate(batch):
+            ids[i, :len(b["input_ids"])] = torch.tensor(b["input_ids"])
+            mask[i, :len(b["input_ids"])] = 1
+            labels[i, :len(b["labels"])] = torch.tensor(b["labels"])
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    return fn
+
+
+def load_examples(path: str, cfg: FinetuneConfig, tok) -> list[dict]:
+    required = ("id", cfg.prompt_field, cfg.target_field)
+    rows = list(read_records(path, "error", required=required))
+    if cfg.mode == "causal":
+        return [causal_example(tok, r[cfg.prompt_field], r[cfg.target_field], cfg.system, cfg.max_length) for r in rows]
+    return [seq2seq_example(tok, r[cfg.prompt_field], r[cfg.target_field], cfg.max_length) for r in rows]
+
+
+# ----------------------------------------------------------------------------- model
+
+def load_model(cfg: FinetuneConfig):
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+    path = resolve(cfg.model)
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token          # no new token: the reference's added <pad> row was never initialised
+    auto = AutoModelForCausalLM if cfg.mode == "causal" else AutoModelForSeq2SeqLM
+    model = auto.from_pretrained(path, dtype=torch.float32)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    if cfg.lora:
+        from peft import LoraConfig, TaskType, get_peft_model
+        task = TaskType.CAUSAL_LM if cfg.mode == "causal" else TaskType.SEQ_2_SEQ_LM
+        model = get_peft_model(model, LoraConfig(task_type=task, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                                                 lora_dropout=cfg.lora_dropout, target_modules="all-linear"))
+    return model, tok
+
+
+def use_bf16(precision: str) -> bool:
+    if precision == "auto":
+        return pick_device() == "cuda" and torch.cuda.is_bf16_supported()
+    return precision == "bf16"
+
+
+def latest_checkpoint(out: Path) -> str | None:
+    ckpts = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    return str(ckpts[-1]) if ckpts else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_config(FinetuneConfig, argv, __doc__)
+    if cfg.mode not in ("causal", "seq2seq"):
+        raise SystemExit("--mode must be 'causal' or 'seq2seq'")
+    if not cfg.train or not cfg.output:
+        raise SystemExit("--train and --output are required")
+    setup_logging()
+    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+    set_seed(cfg.seed)
+    out = Path(cfg.output)
+    model, tok = load_model(cfg)
+    train = load_examples(cfg.train, cfg, tok)
+    dev = load_examples(cfg.dev, cfg, tok) if cfg.dev else None
+    strategy = "steps" if cfg.eval_steps else "epoch"
+    args = TrainingArguments(
+        output_dir=str(out / "checkpoints"), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps or -1,
+        learning_rate=cfg.lr, lr_scheduler_type=cfg.scheduler, warmup_steps=cfg.warmup_ratio,  # a float < 1 is a ratio
+        weight_decay=cfg.weight_decay, per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
+        eval_strategy=strategy if dev else "no", save_strategy=strategy, eval_steps=cfg.eval_steps or None,
+        save_steps=cfg.eval_steps or None, save_total_limit=3, load_best_model_at_end=bool(dev),
+        metric_for_best_model="eval_loss", greater_is_better=False, bf16=use_bf16(cfg.precision),
+        logging_steps=1, report_to="none", seed=cfg.seed, data_seed=cfg.seed, remove_unused_columns=False,
+        dataloader_num_workers=0, disable_tqdm=None)
+    callbacks = [EarlyStoppingCallback(cfg.patience)] if dev and cfg.patience else []
+    trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=dev,
+                      data_collator=collate(tok.pad_token_id), callbacks=callbacks)
+    resume = latest_checkpoint(out)
+    if resume:
+        log.info("finetune: resuming from %s", resume)
+    result = trainer.train(resume_from_checkpoint=resume)
+    final = out / "final"
+    if cfg.lora:
+        trainer.model.merge_and_unload().save_pretrained(final)   # a plain model: inference needs no peft
+    else:
+        trainer.save_model(str(final))                            # gathers a full state dict under FSDP
+    tok.save_pretrained(final)
+    history = [h for h in trainer.state.log_history if "eval_loss" in h]
+    write_json_atomic(out / "metrics.json", {
+        "config": dataclasses.asdict(cfg), "git_commit": git_commit(), "packages": package_versions(),
+        "train_examples": len(train), "dev_examples": len(dev or []), "train_loss": result.training_loss,
+        "steps": trainer.state.global_step, "dev_loss": history, "best_checkpoint": trainer.state.best_model_checkpoint,
+        "resumed_from": resume})
+    log.info("finetune: %d steps; best dev loss %s; model in %s", trainer.state.global_step,
+             min((h["eval_loss"] for h in history), default=None), final)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
