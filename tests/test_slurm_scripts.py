@@ -28,7 +28,8 @@ def test_rationalyst_data_chain_under_plain_bash(tiny_llama_dir, tmp_path):
                                                         "--device cpu"}),
         ("30_parse_rationales.sbatch", {}),
         ("40_score_rationales.sbatch", {"BACKEND": "hf", "MODEL": tiny_llama_dir, "EXTRA_ARGS": "--device cpu"}),
-        ("50_filter_rationales.sbatch", {"TAU": "-1000"}),
+        ("50_filter_rationales.sbatch", {"TAU": "-1000", "EXTRA_ARGS": "--dev-fraction 0.3"}),
+        ("60_finetune.sbatch", {"MODEL": tiny_llama_dir, "EXTRA_ARGS": "--epochs 1 --batch-size 2 --grad-accum 1"}),
     ]
     for script, env in steps:
         done = subprocess.run(["bash", f"slurm/{script}"], cwd=REPO, env={**base, **env}, capture_output=True,
@@ -39,6 +40,7 @@ def test_rationalyst_data_chain_under_plain_bash(tiny_llama_dir, tmp_path):
               for d in ("prefilter", "extract_datasets", "extract_web", "parsed", "scored", "filtered")}
     assert counts["extract_datasets"]["out"] == 2 and counts["parsed"]["out"] == counts["scored"]["out"] > 0
     assert counts["filtered"]["kept"] == counts["scored"]["out"]          # tau -1000 keeps everything
+    assert (run_dir / "rationalyst_model" / "final" / "config.json").exists()
     # a rerun resumes: every finished shard is skipped
     again = subprocess.run(["bash", "slurm/40_score_rationales.sbatch"], cwd=REPO, capture_output=True, text=True,
                            env={**base, "BACKEND": "hf", "MODEL": tiny_llama_dir, "EXTRA_ARGS": "--device cpu"})
