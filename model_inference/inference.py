@@ -128,6 +128,14 @@ def judge_score(text: str) -> float:
     return min(float(m.group()), 10.0) if m else 0.0
 
 
+def scoring_request(scorer, messages: list[dict], rationale: str, candidates: list[str]) -> Branches:
+    """6.3 step 4: [system_S] + trajectory + assistant("Rationale: r"), then each candidate as the next
+    assistant turn; the frame is one shared prefix for the k candidates."""
+    frame = [{"role": "system", "content": SCORER_SYSTEM}] + [m for m in messages if m["role"] != "system"]
+    frame.append({"role": "assistant", "content": f"Rationale: {rationale}"})
+    return Branches(scorer.render_chat(frame), [("", c) for c in candidates])
+
+
 # ----------------------------------------------------------------------------- the loop
 
 @dataclass
@@ -178,12 +186,8 @@ def run_batch(cfg: InferenceConfig, agent, rationale_llm, scorer, shots: list[di
         candidates = [[" ".join(x.split()) for x in c.texts] if not c.error else [] for c in done]
         scores: list[list[float] | None] = [None] * len(active)
         if uses_rationale:
-            reqs = []
-            for t, r, cands in zip(active, rationales, candidates):
-                frame = [{"role": "system", "content": SCORER_SYSTEM}] + [m for m in t.messages if m["role"] != "system"]
-                frame.append({"role": "assistant", "content": f"Rationale: {r}"})
-                reqs.append(Branches(scorer.render_chat(frame), [("", c) for c in cands]))
-            flat = scorer.score_branches(reqs)
+            flat = scorer.score_branches([scoring_request(scorer, t.messages, r, cands)
+                                          for t, r, cands in zip(active, rationales, candidates)])
             pos = 0
             for i, cands in enumerate(candidates):
                 scores[i] = [s.mean if not s.error and s.logprobs else float("-inf") for s in flat[pos:pos + len(cands)]]

@@ -1,0 +1,75 @@
+"""Candidate scoring at inference: the shared prefix (few-shot chat, question, trajectory so far and
+rationale computed once for the k candidates) against one full forward per candidate.
+
+The requests are rebuilt from a real inference run (`--run DIR`; by default a short
+`rationalyst` run on offline GSM8K-style problems is made first, with SmolLM2 as agent, scorer
+and rationale model). Same requests, one process; prints both throughputs, their ratio and the
+token-count bound (tokens the naive method runs / tokens the shared-prefix method runs).
+
+    python bench/step_scoring.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from benchlib import report, time_interleaved  # puts the repository on sys.path
+
+from common.config import make_config
+from common.llm.hf import HFBackend
+from model_inference import inference
+
+
+def rebuild_requests(run: Path, scorer) -> list:
+    manifest = json.loads((run / "manifest.json").read_text())
+    cfg = make_config(inference.InferenceConfig, {k: v for k, v in manifest["config"].items()
+                                                  if k not in ("shard_index", "num_shards")})
+    _, pool = inference.load_questions(cfg)
+    shots = inference.shot_messages(pool, cfg.shots, cfg.seed)
+    requests = []
+    for line in (run / "part-00000-of-00001.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        messages = shots + [{"role": "user", "content": f"Question: {rec['question']}\nAnswer:"}]
+        for step in rec["steps"]:
+            requests.append(inference.scoring_request(scorer, messages, step["rationale"] or "", step["candidates"]))
+            messages = messages + [{"role": "assistant", "content": step["candidates"][step["chosen"]]}]
+    return requests
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", help="an inference output directory (default: make a short run first)")
+    ap.add_argument("--model", default="smollm2-135m-instruct")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    run = Path(args.run) if args.run else Path(tempfile.mkdtemp(prefix="bench-steps-")) / "run"
+    if not args.run:
+        inference.main(["--dataset", "gsm_symbolic", "--limit", "3", "--heuristic", "rationalyst", "--model", args.model,
+                        "--rationale-model", args.model, "--output", str(run), "--device", "cpu", "--shots", "3",
+                        "--max-steps", "4", "--step-max-tokens", "48", "--rationale-max-tokens", "32"])
+    scorer = HFBackend(args.model, device="cpu")
+    requests = rebuild_requests(run, scorer)
+    n = sum(len(r.branches) for r in requests)
+    naive_tokens = shared_tokens = 0
+    for r in requests:
+        p = len(scorer.encode_prompt(r.prefix))
+        conts = [len(scorer.encode_text(c)) for _, c in r.branches]
+        naive_tokens += sum(p + c for c in conts)
+        shared_tokens += p + sum(conts)
+    scorer.score_branches(requests[:1])  # warm-up
+
+    def score(reuse: bool) -> None:
+        scorer.prefix_reuse = reuse
+        scorer.score_branches(requests)
+
+    t = time_interleaved({"shared": lambda: score(True), "naive": lambda: score(False)}, args.repeats)
+    print(f"{len(requests)} scoring rounds from {run}, k = {n / len(requests):.1f} candidates each, "
+          f"mean prefix {sum(len(scorer.encode_prompt(r.prefix)) for r in requests) / len(requests):.0f} tokens")
+    report("candidates", n, t["shared"], t["naive"], naive_tokens, shared_tokens)
+
+
+if __name__ == "__main__":
+    main()

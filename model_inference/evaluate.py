@@ -1,0 +1,147 @@
+"""Accuracy per data set and heuristic, with 95% bootstrap intervals, and paired comparisons.
+
+Reads inference output directories (records with "id", "correct", "heuristic"; the data set comes
+from each run's manifest) and writes:
+  report.md     accuracy table (n, accuracy, 95% bootstrap CI) and, for each pair of heuristics on
+                the same data set, the paired difference on their common questions: paired-bootstrap
+                95% CI and McNemar's exact test (two-sided binomial on the discordant pairs)
+  accuracy.png  bar chart with the intervals
+  results.json  the same numbers
+
+    python -m model_inference.evaluate --runs runs/inference/gsm8k-rationalyst,runs/inference/gsm8k-random \\
+        --output runs/report
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from common.artifacts import read_records, write_json_atomic
+from common.config import option, parse_config
+
+
+@dataclass
+class EvaluateConfig:
+    """Evaluate inference runs."""
+
+    runs: list[str] = option([], "inference output directories (comma-separated)")
+    output: str = option("", "directory for report.md, accuracy.png, results.json")
+    bootstrap: int = option(10000, "bootstrap resamples")
+    seed: int = option(0, "bootstrap seed")
+
+
+def bootstrap_ci(correct: np.ndarray, n_boot: int, rng: np.random.Generator) -> tuple[float, float]:
+    if len(correct) == 0:
+        return (float("nan"), float("nan"))
+    idx = rng.integers(0, len(correct), size=(n_boot, len(correct)))
+    means = correct[idx].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value: b = first right only, c = second right only."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def paired(a: dict[str, bool], b: dict[str, bool], n_boot: int, rng: np.random.Generator) -> dict:
+    common = sorted(set(a) & set(b))
+    x = np.array([a[i] for i in common], dtype=float)
+    y = np.array([b[i] for i in common], dtype=float)
+    diff = x - y
+    lo, hi = bootstrap_ci(diff, n_boot, rng) if len(common) else (float("nan"), float("nan"))
+    only_a, only_b = int(((x == 1) & (y == 0)).sum()), int(((x == 0) & (y == 1)).sum())
+    return {"n": len(common), "difference": float(diff.mean()) if len(common) else float("nan"),
+            "ci95": [lo, hi], "first_only": only_a, "second_only": only_b, "mcnemar_p": mcnemar_exact(only_a, only_b)}
+
+
+def load_run(path: str) -> tuple[str, str, dict[str, bool]]:
+    manifest = json.loads((Path(path) / "manifest.json").read_text())
+    dataset = manifest["config"].get("dataset", "?").split("=")[0]
+    rows = list(read_records(path, required=("id", "correct", "heuristic")))
+    heuristics = {r["heuristic"] for r in rows}
+    if len(heuristics) != 1:
+        raise ValueError(f"{path}: expected one heuristic per run, found {sorted(heuristics)}")
+    return dataset, heuristics.pop(), {str(r["id"]): bool(r["correct"]) for r in rows}
+
+
+def evaluate(runs: list[str], n_boot: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    table = {}
+    for path in runs:
+        dataset, heuristic, correct = load_run(path)
+        x = np.array(list(correct.values()), dtype=float)
+        lo, hi = bootstrap_ci(x, n_boot, rng)
+        table[(dataset, heuristic)] = {"dataset": dataset, "heuristic": heuristic, "run": path, "n": len(x),
+                                       "accuracy": float(x.mean()) if len(x) else float("nan"), "ci95": [lo, hi],
+                                       "correct": correct}
+    comparisons = []
+    for (d1, h1), (d2, h2) in itertools.combinations(sorted(table), 2):
+        if d1 == d2:
+            comparisons.append({"dataset": d1, "first": h1, "second": h2,
+                                **paired(table[(d1, h1)]["correct"], table[(d2, h2)]["correct"], n_boot, rng)})
+    return {"accuracy": [{k: v for k, v in row.items() if k != "correct"} for row in table.values()],
+            "comparisons": comparisons}
+
+
+def markdown(results: dict) -> str:
+    lines = ["| data set | heuristic | n | accuracy | 95% CI |", "|---|---|---|---|---|"]
+    for r in results["accuracy"]:
+        lines.append(f"| {r['dataset']} | {r['heuristic']} | {r['n']} | {100 * r['accuracy']:.1f} | "
+                     f"[{100 * r['ci95'][0]:.1f}, {100 * r['ci95'][1]:.1f}] |")
+    if results["comparisons"]:
+        lines += ["", "| data set | first − second | n paired | difference | 95% CI | only first | only second "
+                      "| McNemar p |", "|---|---|---|---|---|---|---|---|"]
+        for c in results["comparisons"]:
+            lines.append(f"| {c['dataset']} | {c['first']} − {c['second']} | {c['n']} | {100 * c['difference']:+.1f} | "
+                         f"[{100 * c['ci95'][0]:+.1f}, {100 * c['ci95'][1]:+.1f}] | {c['first_only']} | "
+                         f"{c['second_only']} | {c['mcnemar_p']:.3g} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = results["accuracy"]
+    labels = [f"{r['dataset']}\n{r['heuristic']}" for r in rows]
+    acc = [100 * r["accuracy"] for r in rows]
+    err = [[100 * (r["accuracy"] - r["ci95"][0]) for r in rows], [100 * (r["ci95"][1] - r["accuracy"]) for r in rows]]
+    fig, ax = plt.subplots(figsize=(max(4, 1.4 * len(rows)), 3.5))
+    ax.bar(range(len(rows)), acc, yerr=err, capsize=4, color="#4c72b0")
+    ax.set_xticks(range(len(rows)), labels, fontsize=8)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("accuracy with 95% bootstrap intervals")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_config(EvaluateConfig, argv, __doc__)
+    if not cfg.runs or not cfg.output:
+        raise SystemExit("--runs and --output are required")
+    results = evaluate(cfg.runs, cfg.bootstrap, cfg.seed)
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    text = markdown(results)
+    (out / "report.md").write_text(text)
+    write_json_atomic(out / "results.json", results)
+    plot(results, out / "accuracy.png")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
