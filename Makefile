@@ -46,6 +46,7 @@ bench: setup
 	$(PY) bench/score_prefix.py
 	$(PY) bench/score_rationales.py
 	$(PY) bench/prefilter.py
+	$(PY) bench/step_scoring.py
 
 clean:
 	rm -rf $(VENV) $(VENV_VLLM) .pytest_cache

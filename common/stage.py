@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 from tqdm.auto import tqdm
 
 from common.artifacts import (ReadStats, ShardWriter, file_digest, git_commit, input_files, package_versions,
-                              read_records, shard_slice, write_manifest)
+                              read_records, shard_name, shard_slice, write_manifest)
 from common.config import StageConfig, config_dict
 
 log = logging.getLogger("procsup")
@@ -125,6 +125,18 @@ def run_stage(stage: str, cfg: StageConfig, process: Callable[[list[dict[str, An
         return EXIT_FAILURES
     log.info("%s: shard %d/%d done: %s", stage, cfg.shard_index, cfg.num_shards, counts)
     return 0
+
+
+def shard_finished(cfg: StageConfig, stage: str) -> bool:
+    """True when this shard's output is already finished. Stages call it before loading models,
+    so a resubmitted array task that has nothing to do exits in seconds, not after loading an 8B model."""
+    setup_logging()
+    final = Path(cfg.output) / shard_name(cfg.shard_index, cfg.num_shards)
+    if not final.exists():
+        return False
+    check_same_config(cfg)
+    log.info("%s: %s is finished; skipping (delete it to redo)", stage, final)
+    return True
 
 
 def check_same_config(cfg: StageConfig) -> None:

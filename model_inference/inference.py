@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from common.config import StageConfig, option, parse_config
 from common.llm import LLMOptions, make_backend
 from common.llm.base import Branches
-from common.stage import run_stage
+from common.stage import run_stage, shard_finished
 from common.tasks import gsm8k
 
 HEURISTICS = ("rationalyst", "rationalyst_explicit", "random", "greedy", "llm_judge", "self_consistency")
@@ -231,6 +231,8 @@ def run_batch(cfg: InferenceConfig, agent, rationale_llm, scorer, shots: list[di
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(InferenceConfig, argv, __doc__)
+    if shard_finished(cfg, "inference"):
+        return 0
     if cfg.heuristic not in HEURISTICS:
         raise SystemExit(f"--heuristic must be one of {', '.join(HEURISTICS)}")
     if cfg.heuristic in ("rationalyst", "rationalyst_explicit") and not cfg.rationale_model:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from common.config import StageConfig, option, parse_config
 from common.llm import LLMOptions, make_backend
-from common.stage import Failed, run_stage
+from common.stage import Failed, run_stage, shard_finished
 from sampling import prompts, sources
 
 
@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(ExtractConfig, argv, __doc__)
     if not cfg.datasets and not cfg.input:
         raise SystemExit("give --datasets (reasoning data sets) or --input (web documents from prefilter)")
+    if shard_finished(cfg, "extract_rationales"):
+        return 0
     family = "datasets" if cfg.datasets else "web"
     build = prompts.datasets_prompt if family == "datasets" else prompts.web_prompt
     if cfg.mode not in ("rewrite", "per_step"):

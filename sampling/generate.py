@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from common.config import StageConfig, option, parse_config
 from common.llm import LLMOptions, make_backend
-from common.stage import Failed, run_stage
+from common.stage import Failed, run_stage, shard_finished
 
 
 @dataclass
@@ -30,6 +30,8 @@ class GenerateConfig(StageConfig, LLMOptions):
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(GenerateConfig, argv, __doc__)
+    if shard_finished(cfg, "generate"):
+        return 0
     llm = make_backend(cfg)
 
     def process(batch):

@@ -27,7 +27,7 @@ import numpy as np
 from common.artifacts import ReadStats, read_jsonl
 from common.config import StageConfig, option, parse_config
 from common.models import cache_dir, load_embedder
-from common.stage import log, run_stage
+from common.stage import log, run_stage, shard_finished
 from sampling.sources import reference_texts
 
 # NLTK's English stopword list (nltk.corpus.stopwords.words("english")), inlined: no download.
@@ -131,6 +131,8 @@ def _limited(records: Iterator[dict], limit: int) -> Iterator[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(PrefilterConfig, argv, __doc__)
+    if shard_finished(cfg, "prefilter"):
+        return 0
     embedder = load_embedder(cfg.embedder, cfg.device)
     center = centroid(cfg, embedder)
     unit_center = center / np.linalg.norm(center)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from common.config import StageConfig, option, parse_config
 from common.llm import LLMOptions, make_backend
-from common.stage import Failed, run_stage
+from common.stage import Failed, run_stage, shard_finished
 from sampling.rationales import DISCOUNT, branches_for, discounted_score
 
 
@@ -46,6 +46,8 @@ def score_triples(llm, triples: list[dict], fmt: str = "bot_eot", discount: floa
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(ScoreConfig, argv, __doc__)
+    if shard_finished(cfg, "score_rationales"):
+        return 0
     if cfg.rationale_format not in ("bot_eot", "plain"):
         raise SystemExit("--rationale-format must be 'bot_eot' or 'plain'")
     llm = make_backend(cfg)

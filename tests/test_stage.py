@@ -109,3 +109,19 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     assert run_stage("double", Cfg(input=str(inp), output=str(tmp_path / "o"), batch_size=8), double) == 0
     with pytest.raises(SystemExit, match=r"different settings \(factor"):
         run_stage("double", Cfg(input=str(inp), output=str(tmp_path / "o"), factor=3), double)
+
+
+def test_finished_shard_exits_before_loading_a_model(tmp_path, tiny_llama_dir, monkeypatch):
+    from sampling import generate
+    inp = tmp_path / "p.jsonl"
+    inp.write_text(json.dumps({"id": "a", "prompt": "The cat"}) + "\n")
+    args = ["--input", str(inp), "--output", str(tmp_path / "out"), "--model", tiny_llama_dir, "--max-tokens", "2"]
+    assert generate.main(args) == 0
+
+    def no_model(*a, **kw):
+        raise AssertionError("a model was loaded for a finished shard")
+
+    monkeypatch.setattr(generate, "make_backend", no_model)
+    assert generate.main(args) == 0
+    with pytest.raises(SystemExit, match="different settings"):
+        generate.main(args + ["--temperature", "0.5"])
