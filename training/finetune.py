@@ -19,7 +19,6 @@ configs/accelerate/fsdp.yaml -m training.finetune ...`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path

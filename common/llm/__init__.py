@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common.config import option
-from common.llm.base import LLM, Branches, Completion, Prompt, TokenScores  # noqa: F401
+from common.llm.base import LLM, Branches, Completion, Prompt, TokenScores  # noqa: F401  (re-exported)
+
+__all__ = ["LLM", "Branches", "Completion", "Prompt", "TokenScores", "LLMOptions", "make_backend"]
 
 
 @dataclass
