@@ -79,8 +79,9 @@ def run_stage(stage: str, cfg: StageConfig, process: Callable[[list[dict[str, An
 
     seen: set[str] = set()
     with writer:
+        # in a batch job's log (no terminal) a line a minute, rather than no progress at all
         bar = tqdm(total=total, desc=f"{stage} shard {cfg.shard_index}/{cfg.num_shards}", unit="rec",
-                   disable=None, mininterval=2.0)
+                   mininterval=2.0 if sys.stderr.isatty() else 60.0)
         pending: list[tuple[int, dict[str, Any]]] = []
         mine = records if presharded else shard_slice(records, cfg.shard_index, cfg.num_shards)
         for ordinal, rec in enumerate(mine):

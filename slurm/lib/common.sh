@@ -6,18 +6,32 @@ cd "$REPO_DIR"
 [[ -f sampling/__init__.py ]] || { echo "run from the repository root (REPO_DIR=$REPO_DIR)" >&2; exit 2; }
 PYTHON="${PYTHON:-$REPO_DIR/.venv/bin/python}"
 RUN_DIR="${RUN_DIR:-runs/rationalyst}"       # every stage's output lives under here
-CONFIG_DIR="${CONFIG_DIR:-}"                 # e.g. configs/demo: uses $CONFIG_DIR/<stage>.yaml when present
+CONFIG_DIR="${CONFIG_DIR-configs/paper}"     # the stage's defaults: $CONFIG_DIR/<stage>.yaml ("" for none)
 mkdir -p "$RUN_DIR" logs
 export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-0}" TOKENIZERS_PARALLELISM=false
 
 log() { echo "[$(date '+%F %T')] ${SLURM_JOB_NAME:-$(basename "$0")} job ${SLURM_JOB_ID:-local} task ${SLURM_ARRAY_TASK_ID:--}: $*"; }
 
-# run_stage MODULE ARGS...: the stage with its recipe (if any) and the user's EXTRA_ARGS last.
+# run_stage MODULE ARGS...: the stage with its recipe, then ARGS (paths, and options whose environment
+# variable is set), then <STAGE>_ARGS (e.g. SCORE_RATIONALES_ARGS) and EXTRA_ARGS, so the user wins.
 run_stage() {
   local module=$1; shift
-  local recipe=()
-  if [[ -n "$CONFIG_DIR" && -f "$CONFIG_DIR/${module##*.}.yaml" ]]; then recipe=(--config "$CONFIG_DIR/${module##*.}.yaml"); fi
-  log "python -m $module ${recipe[*]} $* ${EXTRA_ARGS:-}"
+  local leaf=${module##*.} recipe=()
+  if [[ -n "$CONFIG_DIR" && -f "$CONFIG_DIR/$leaf.yaml" ]]; then recipe=(--config "$CONFIG_DIR/$leaf.yaml"); fi
+  local per_stage_var="${leaf^^}_ARGS"
+  local extra="${!per_stage_var:-} ${EXTRA_ARGS:-}"
+  log "python -m $module ${recipe[*]} $* $extra"
   # shellcheck disable=SC2086
-  "$PYTHON" -m "$module" "${recipe[@]}" "$@" ${EXTRA_ARGS:-}
+  "$PYTHON" -m "$module" "${recipe[@]}" "$@" $extra
+}
+
+# opt FLAG VALUE: "FLAG VALUE" when VALUE is set, nothing otherwise (the recipe's value stands).
+opt() { if [[ -n "${2:-}" ]]; then printf '%s\n%s\n' "$1" "$2"; fi; }
+
+# recipe_value STAGE KEY [OVERRIDE]: OVERRIDE if set, else KEY from $CONFIG_DIR/STAGE.yaml, else empty.
+recipe_value() {
+  if [[ -n "${3:-}" ]]; then echo "$3"; return; fi
+  [[ -n "$CONFIG_DIR" && -f "$CONFIG_DIR/$1.yaml" ]] || return 0
+  "$PYTHON" -c "import sys, yaml; print((yaml.safe_load(open(sys.argv[1])) or {}).get(sys.argv[2], ''))" \
+      "$CONFIG_DIR/$1.yaml" "$2"
 }
