@@ -138,6 +138,18 @@ def pick_dtype(device: str, dtype: str = "auto"):
     return torch.float32
 
 
+def auto_bos_id(tok) -> int | None:
+    """The BOS id when the tokenizer adds one by itself (Llama-3 does, SmolLM2 does not), else None.
+    Prompts are tokenised without special tokens and get exactly this one BOS in front."""
+    bos = tok.bos_token_id
+    with_special, without = tok("a").input_ids, tok("a", add_special_tokens=False).input_ids
+    return bos if bos is not None and len(with_special) > len(without) and with_special[0] == bos else None
+
+
+def with_single_bos(ids: list[int], bos_id: int | None) -> list[int]:
+    return [bos_id] + ids if bos_id is not None and (not ids or ids[0] != bos_id) else ids
+
+
 def load_tokenizer(name: str, **kw):
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(resolve(name), **kw)

@@ -27,7 +27,7 @@ import torch
 
 from common.artifacts import git_commit, package_versions, read_records, write_json_atomic
 from common.config import option, parse_config
-from common.models import pick_device, resolve
+from common.models import auto_bos_id, pick_device, resolve, with_single_bos
 from common.stage import log, setup_logging
 
 IGNORE = -100
@@ -76,12 +76,8 @@ def causal_example(tok, prompt: str, target: str, system: str, max_length: int) 
     full = tok.apply_chat_template(messages + [{"role": "assistant", "content": target}], tokenize=False)
     if not full.startswith(head):
         raise ValueError("the chat template does not render the prompt as a prefix of the conversation")
-    head_ids = tok(head, add_special_tokens=False).input_ids
-    with_special = tok("a").input_ids
-    bos = tok.bos_token_id
-    if bos is not None and len(with_special) > len(tok("a", add_special_tokens=False).input_ids) \
-            and with_special[0] == bos and (not head_ids or head_ids[0] != bos):
-        head_ids = [bos] + head_ids                          # exactly one BOS, as at inference
+    # exactly one BOS, as at inference (common.llm.hf tokenises prompts the same way)
+    head_ids = with_single_bos(tok(head, add_special_tokens=False).input_ids, auto_bos_id(tok))
     tail_ids = tok(full[len(head):], add_special_tokens=False).input_ids
     ids = (head_ids + tail_ids)[:max_length]
     labels = ([IGNORE] * len(head_ids) + tail_ids)[:max_length]

@@ -14,6 +14,7 @@ from typing import Sequence
 import torch
 
 from common.llm.base import Branches, Completion, Prompt, TokenScores, cut_at_stop, is_chat, request_seed
+from common.models import auto_bos_id, with_single_bos
 
 
 class _RowSampler:
@@ -51,10 +52,7 @@ class HFBackend:
         self.device = next(self.model.parameters()).device
         self.max_batch_tokens, self.max_batch_size = max_batch_tokens, max_batch_size
         self.prefix_reuse = prefix_reuse
-        with_special = self.tok("a").input_ids
-        without = self.tok("a", add_special_tokens=False).input_ids
-        bos = self.tok.bos_token_id
-        self.bos_id = bos if bos is not None and len(with_special) > len(without) and with_special[0] == bos else None
+        self.bos_id = auto_bos_id(self.tok)
         eos = self.model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos]
         self.eos_ids = sorted({e for e in eos + [self.tok.eos_token_id] if e is not None})
@@ -68,10 +66,7 @@ class HFBackend:
 
     def encode_prompt(self, prompt: Prompt) -> list[int]:
         """Token ids of a prompt with exactly one BOS when the model uses one."""
-        ids = self.tok(self.render(prompt), add_special_tokens=False).input_ids
-        if self.bos_id is not None and (not ids or ids[0] != self.bos_id):
-            ids = [self.bos_id] + ids
-        return ids
+        return with_single_bos(self.tok(self.render(prompt), add_special_tokens=False).input_ids, self.bos_id)
 
     def encode_text(self, text: str) -> list[int]:
         return self.tok(text, add_special_tokens=False).input_ids if text else []
