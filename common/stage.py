@@ -103,20 +103,7 @@ def run_stage(stage: str, cfg: StageConfig, process: Callable[[list[dict[str, An
 
     counts.update(out=writer.records_out, failed=writer.failed, bad_records=stats.bad)
     counts.update(extra_counts or {})
-    info = {
-        "stage": stage,
-        "shard": cfg.shard_index,
-        "num_shards": cfg.num_shards,
-        "finished": finished,
-        "config": config_dict(cfg),
-        "git_commit": git_commit(),
-        "packages": package_versions(),
-        "inputs": _describe_inputs(cfg.input),
-        "counts": counts,
-        "bad_record_examples": stats.bad_examples,
-        "wall_seconds": round(time.time() - started, 3),
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    info = stage_manifest(stage, cfg, counts, started, finished, bad_record_examples=stats.bad_examples)
     if extra_info:
         info.update(extra_info())
     write_manifest(cfg.output, cfg.shard_index, cfg.num_shards, info)
@@ -155,7 +142,16 @@ def check_same_config(cfg: StageConfig) -> None:
                          "Use a new --output, or delete it to start over.")
 
 
-def _describe_inputs(path: str) -> list[dict[str, Any]]:
+def stage_manifest(stage: str, cfg: StageConfig, counts: dict, started: float, finished: bool = True,
+                   **extra: Any) -> dict[str, Any]:
+    """One shard's manifest: resolved config, git commit, package versions, inputs, counts, wall time."""
+    return {"stage": stage, "shard": cfg.shard_index, "num_shards": cfg.num_shards, "finished": finished,
+            "config": config_dict(cfg), "git_commit": git_commit(), "packages": package_versions(),
+            "inputs": describe_inputs(cfg.input), "counts": counts, "wall_seconds": round(time.time() - started, 3),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
+
+
+def describe_inputs(path: str) -> list[dict[str, Any]]:
     if not path:
         return []
     try:

@@ -21,9 +21,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.artifacts import ReadStats, git_commit, package_versions, read_records, write_manifest, write_records
-from common.config import StageConfig, config_dict, option, parse_config
-from common.stage import _describe_inputs, log, setup_logging
+from common.artifacts import ReadStats, read_records, write_manifest, write_records
+from common.config import StageConfig, option, parse_config
+from common.stage import log, setup_logging, stage_manifest
 
 KEEP_FIELDS = ("id", "source", "preceding", "rationale", "following", "gain")
 
@@ -89,9 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         # cheap and deterministic: always redone
         counts[split] = write_records(out / split, ({f: r.get(f, r["score_with"] - r["score_without"])
                                                      for f in KEEP_FIELDS} for r in rows))
-    info = {"stage": "filter_rationales", "finished": True, "config": config_dict(cfg), "git_commit": git_commit(),
-            "packages": package_versions(), "inputs": _describe_inputs(cfg.input), "counts": counts,
-            "wall_seconds": round(time.time() - started, 3)}
+    info = stage_manifest("filter_rationales", cfg, counts, started)
     if cfg.labels:
         info["label_eval"] = precision_recall(records, {str(r["id"]) for r in kept}, read_labels(cfg.labels))
     write_manifest(out, 0, 1, info)

@@ -24,10 +24,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.artifacts import git_commit, package_versions, write_manifest, write_records
-from common.config import StageConfig, config_dict, option, parse_config
+from common.artifacts import write_manifest, write_records
+from common.config import StageConfig, option, parse_config
 from common.refiner_format import NO_HINT, critic_input, refine_input
-from common.stage import _describe_inputs, log, setup_logging
+from common.stage import log, setup_logging, stage_manifest
 from common.tasks import mwp
 
 PERTURBATIONS = ("numbers", "operator", "remove", "add")
@@ -107,10 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(cfg.output)
     counts.update(problems=len(problems), critic=write_records(out / "critic", critic),
                   refine=write_records(out / "refine", refine))
-    write_manifest(out, 0, 1, {"stage": "critic_data", "finished": True, "config": config_dict(cfg),
-                               "git_commit": git_commit(), "packages": package_versions(),
-                               "inputs": _describe_inputs(cfg.input), "counts": counts,
-                               "wall_seconds": round(time.time() - started, 3)})
+    write_manifest(out, 0, 1, stage_manifest("critic_data", cfg, counts, started))
     log.info("critic_data: %s", counts)
     return 0
 
