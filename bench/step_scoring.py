@@ -27,12 +27,12 @@ def rebuild_requests(run: Path, scorer) -> list:
     manifest = json.loads((run / "manifest.json").read_text())
     cfg = make_config(inference.InferenceConfig, {k: v for k, v in manifest["config"].items()
                                                   if k not in ("shard_index", "num_shards")})
-    _, pool = inference.load_questions(cfg)
-    shots = inference.shot_messages(pool, cfg.shots, cfg.seed)
+    _, questions, context_of = inference.load_questions(cfg)
+    by_id = {q["id"]: q for q in questions}
     requests = []
     for line in (run / "part-00000-of-00001.jsonl").read_text().splitlines():
         rec = json.loads(line)
-        messages = shots + [{"role": "user", "content": f"Question: {rec['question']}\nAnswer:"}]
+        messages = context_of(by_id[rec["id"]])
         for step in rec["steps"]:
             requests.append(inference.scoring_request(scorer, messages, step["rationale"] or "", step["candidates"]))
             messages = messages + [{"role": "assistant", "content": step["candidates"][step["chosen"]]}]

@@ -1,7 +1,8 @@
 """Accuracy per data set and heuristic, with 95% bootstrap intervals, and paired comparisons.
 
-Reads inference output directories (records with "id", "correct", "heuristic"; the data set comes
-from each run's manifest) and writes:
+Reads inference output directories (records with "id", "correct" (or, with --metric correct_strict,
+the strict extraction's "correct_strict"), "heuristic"; the data set comes from each run's manifest)
+and writes:
   report.md     accuracy table (n, accuracy, 95% bootstrap CI) and, for each pair of heuristics on
                 the same data set, the paired difference on their common questions: paired-bootstrap
                 95% CI and McNemar's exact test (two-sided binomial on the discordant pairs)
@@ -35,6 +36,7 @@ class EvaluateConfig:
     output: str = option("", "directory for report.md, accuracy.png, results.json")
     bootstrap: int = option(10000, "bootstrap resamples")
     seed: int = option(0, "bootstrap seed")
+    metric: str = option("correct", "the record field scored: correct (flexible answer extraction) or correct_strict")
 
 
 def bootstrap_ci(correct: np.ndarray, n_boot: int, rng: np.random.Generator) -> tuple[float, float]:
@@ -65,21 +67,21 @@ def paired(a: dict[str, bool], b: dict[str, bool], n_boot: int, rng: np.random.G
             "ci95": [lo, hi], "first_only": only_a, "second_only": only_b, "mcnemar_p": mcnemar_exact(only_a, only_b)}
 
 
-def load_run(path: str) -> tuple[str, str, dict[str, bool]]:
+def load_run(path: str, metric: str = "correct") -> tuple[str, str, dict[str, bool]]:
     manifest = json.loads((Path(path) / "manifest.json").read_text())
     dataset = manifest["config"].get("dataset", "?").split("=")[0]
-    rows = list(read_records(path, required=("id", "correct", "heuristic")))
+    rows = list(read_records(path, required=("id", metric, "heuristic")))
     heuristics = {r["heuristic"] for r in rows}
     if len(heuristics) != 1:
         raise ValueError(f"{path}: expected one heuristic per run, found {sorted(heuristics)}")
-    return dataset, heuristics.pop(), {str(r["id"]): bool(r["correct"]) for r in rows}
+    return dataset, heuristics.pop(), {str(r["id"]): bool(r[metric]) for r in rows}
 
 
-def evaluate(runs: list[str], n_boot: int, seed: int) -> dict:
+def evaluate(runs: list[str], n_boot: int, seed: int, metric: str = "correct") -> dict:
     rng = np.random.default_rng(seed)
     table = {}
     for path in runs:
-        dataset, heuristic, correct = load_run(path)
+        dataset, heuristic, correct = load_run(path, metric)
         x = np.array(list(correct.values()), dtype=float)
         lo, hi = bootstrap_ci(x, n_boot, rng)
         table[(dataset, heuristic)] = {"dataset": dataset, "heuristic": heuristic, "run": path, "n": len(x),
@@ -90,12 +92,13 @@ def evaluate(runs: list[str], n_boot: int, seed: int) -> dict:
         if d1 == d2:
             comparisons.append({"dataset": d1, "first": h1, "second": h2,
                                 **paired(table[(d1, h1)]["correct"], table[(d2, h2)]["correct"], n_boot, rng)})
-    return {"accuracy": [{k: v for k, v in row.items() if k != "correct"} for row in table.values()],
+    return {"metric": metric, "accuracy": [{k: v for k, v in row.items() if k != "correct"} for row in table.values()],
             "comparisons": comparisons}
 
 
 def markdown(results: dict) -> str:
-    lines = ["| data set | heuristic | n | accuracy | 95% CI |", "|---|---|---|---|---|"]
+    lines = ["Strict answer extraction (correct_strict).", ""] if results.get("metric") == "correct_strict" else []
+    lines += ["| data set | heuristic | n | accuracy | 95% CI |", "|---|---|---|---|---|"]
     for r in results["accuracy"]:
         lines.append(f"| {r['dataset']} | {r['heuristic']} | {r['n']} | {100 * r['accuracy']:.1f} | "
                      f"[{100 * r['ci95'][0]:.1f}, {100 * r['ci95'][1]:.1f}] |")
@@ -132,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(EvaluateConfig, argv, __doc__)
     if not cfg.runs or not cfg.output:
         raise SystemExit("--runs and --output are required")
-    results = evaluate(cfg.runs, cfg.bootstrap, cfg.seed)
+    if cfg.metric not in ("correct", "correct_strict"):
+        raise SystemExit("--metric must be correct or correct_strict")
+    results = evaluate(cfg.runs, cfg.bootstrap, cfg.seed, cfg.metric)
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     text = markdown(results)

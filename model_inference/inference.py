@@ -12,10 +12,12 @@ per step), the question's prefix "Question: ...\\nAnswer:", then the chosen step
        greedy                one candidate at temperature 0
        llm_judge             the agent-type model rates each candidate 1-10 (a verifier baseline)
        self_consistency      k independent sampled trajectories, majority vote over their answers
-  4. stop when the chosen step states the answer ("The answer is"), or after `max_steps` (15).
+  4. stop when the chosen step states the answer ("The answer is"; MATH also "\\boxed"), or after `max_steps` (15).
 The stop check runs on the chosen step itself (the reference checked one round late, 6.3).
 All questions advance together: each round is one batched call per model; the scorer computes the
-trajectory + rationale once for the k candidates. Writes one record per question.
+trajectory + rationale once for the k candidates. Writes one record per question, with the answer
+extracted from the final step both ways: `prediction`/`correct` (flexible) and `prediction_strict`/
+`correct_strict`. The seven benchmarks (--dataset) are defined in common/tasks.
 
     python -m model_inference.inference --dataset gsm8k=../shared/data/gsm8k --heuristic rationalyst \\
         --rationale-model runs/rationalyst_model/final --output runs/inference/gsm8k-rationalyst
@@ -29,15 +31,16 @@ import re
 import sys
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
 
 from common.config import StageConfig, option, parse_config
 from common.llm import LLMOptions, make_backend
 from common.llm.base import Branches
 from common.stage import run_stage, shard_finished
-from common.tasks import gsm8k
+from common.tasks import choose_shots, context, get_task, gsm8k
 
 HEURISTICS = ("rationalyst", "rationalyst_explicit", "random", "greedy", "llm_judge", "self_consistency")
-END_PHRASES = ("the answer is", "the correct answer is")
 # 6.3 step 4: the scorer's system message (in this project's words)
 SCORER_SYSTEM = ("Continue the text consistently with what precedes it and with the rationales, which start "
                  "with 'Rationale: '.")
@@ -47,16 +50,18 @@ JUDGE_PROMPT = ("Here is a problem and a partial solution.\n\n{trajectory}\n\nPr
 
 @dataclass
 class InferenceConfig(StageConfig, LLMOptions):
-    dataset: str = option("gsm8k", "gsm8k (Hub), gsm8k=PATH (original-format folder or file), or gsm_symbolic "
-                                   "(offline GSM8K-style problems)")
-    split: str = option("test", "split to answer")
+    dataset: str = option("gsm8k", "gsm8k, math, ecqa, hellaswag, proofwriter, arc or mmlu_pro (from the Hub), NAME=PATH "
+                                   "(a local folder or file in the set's original format), or gsm_symbolic (offline "
+                                   "GSM8K-style problems)")
+    split: str = option("", "split to answer (default: the task's; validation for ecqa and hellaswag, else test)")
     limit: int = option(0, "first N questions (0 = all)")
     heuristic: str = option("rationalyst", "one of: " + ", ".join(HEURISTICS))
     k: int = option(3, "candidate steps per round (self_consistency: trajectories)")
     temperature: float = option(0.7, "agent sampling temperature for candidates")
     max_steps: int = option(15, "rounds per question at most")
     step_max_tokens: int = option(256, "tokens per step")
-    shots: int = option(9, "few-shot examples (6.2: 9 for GSM8K)")
+    shots: int = option(-1, "few-shot items; -1: the task's (6.2: gsm8k 9, math 5, ecqa 8, arc 8, proofwriter 3, "
+                            "mmlu_pro 5 of the question's category, hellaswag 4)")
     rationale_model: str = option("", "the fine-tuned rationale model (registry name, path or served name)")
     rationale_base_url: str = option("", "openai backend: its server (default: base_url)")
     rationale_max_tokens: int = option(128, "tokens per rationale (the reference allowed 1000)")
@@ -68,37 +73,42 @@ class InferenceConfig(StageConfig, LLMOptions):
 
 # ----------------------------------------------------------------------------- data and prompts
 
-def load_questions(cfg: InferenceConfig) -> tuple[list[dict], list[dict]]:
-    """(questions, few-shot pool), each {id, question, solution, answer}."""
+def symbolic_problems(size: int, seed: int, tag: str) -> list[dict]:
+    """Offline GSM8K-style problems (reasoning-gym's gsm_symbolic), in GSM8K's example layout."""
+    import reasoning_gym
+    return [{"id": f"gsm_symbolic-{tag}-{i}", "question": x["question"], "solution": x["metadata"]["answer_cot"],
+             "answer": gsm8k.extract_answer(x["metadata"]["answer_cot"], "strict")}
+            for i, x in enumerate(reasoning_gym.create_dataset("gsm_symbolic", size=size, seed=seed))]
+
+
+def load_questions(cfg: InferenceConfig) -> tuple[Any, list[dict], Callable[[dict], list[dict]]]:
+    """(task, questions, context): context(q) is q's chat before any step: [system] + few-shot turns +
+    user(prefix) (6.2). Few-shot items are never questions being answered: from the same local file they
+    are held out of the questions; otherwise questions are excluded from the pool before drawing."""
     name, _, path = cfg.dataset.partition("=")
+    path = path.strip() or None
     if name == "gsm_symbolic":
-        import reasoning_gym
-        def gen(size, seed, tag):
-            return [{"id": f"gsm_symbolic-{tag}-{i}", "question": x["question"], "solution": x["metadata"]["answer_cot"],
-                     "answer": gsm8k.extract_answer(x["metadata"]["answer_cot"], "strict")}
-                    for i, x in enumerate(reasoning_gym.create_dataset("gsm_symbolic", size=size, seed=seed))]
-        return gen(cfg.limit or 100, cfg.seed, cfg.split), gen(max(cfg.shots, 1) * 4, cfg.seed + 1, "shots")
-    if name != "gsm8k":
-        raise SystemExit(f"--dataset {name}: only gsm8k and gsm_symbolic so far")
-    questions = gsm8k.load(cfg.split, path or None, cfg.limit or None)
-    return questions, gsm8k.load("train", path or None, 200)
-
-
-def shot_messages(pool: list[dict], n: int, seed: int) -> list[dict]:
-    """6.2: user = "Question: q\\nAnswer:", one assistant turn per solution line; '####' -> 'The answer is:'."""
-    messages = []
-    for ex in random.Random(seed).sample(pool, min(n, len(pool))):
-        messages.append({"role": "user", "content": f"Question: {ex['question']}\nAnswer:"})
-        for line in gsm8k.strip_calculator(ex["solution"]).replace("####", "The answer is:").split("\n"):
-            line = line.strip()
-            if line:
-                messages.append({"role": "assistant", "content": line if line.endswith(".") else line + "."})
-    return messages
-
-
-def states_answer(step: str) -> bool:
-    low = step.lower()
-    return any(p in low for p in END_PHRASES)
+        task = gsm8k
+        n = task.DEFAULT_SHOTS if cfg.shots < 0 else cfg.shots
+        questions = symbolic_problems(cfg.limit or 100, cfg.seed, cfg.split or "test")
+        pool = symbolic_problems(max(n, 1) * 4, cfg.seed + 1, "shots")
+    else:
+        try:
+            task = get_task(name)
+        except ValueError as exc:
+            raise SystemExit(f"--dataset: {exc} (or gsm_symbolic)") from None
+        n = task.DEFAULT_SHOTS if cfg.shots < 0 else cfg.shots
+        questions = task.load(cfg.split or task.DEFAULT_SPLIT, path)
+        pool = task.shot_pool(path) if n else []
+    if path and Path(path).is_file():
+        shots = choose_shots(task, pool, n, cfg.seed)
+        held = {s["question"] for group in shots.values() for s in group}
+        questions = [q for q in questions if q["question"] not in held]
+    else:
+        shots = choose_shots(task, pool, n, cfg.seed, exclude={q["question"] for q in questions})
+    if cfg.limit:
+        questions = questions[:cfg.limit]
+    return task, questions, lambda q: context(task, q, shots)
 
 
 # ----------------------------------------------------------------------------- choosing
@@ -149,13 +159,14 @@ class Trajectory:
     stopped: str = "step_limit"
 
 
-def run_batch(cfg: InferenceConfig, agent, rationale_llm, scorer, shots: list[dict], batch: list[dict]) -> list:
+def run_batch(cfg: InferenceConfig, task, context_of: Callable[[dict], list[dict]], agent, rationale_llm, scorer,
+              batch: list[dict]) -> list:
     lanes = cfg.k if cfg.heuristic == "self_consistency" else 1
     trajs = []
     for q in batch:
-        prefix = f"Question: {q['question']}\nAnswer:"
+        messages, prefix = context_of(q), task.prefix(q)
         for lane in range(lanes):
-            trajs.append(Trajectory(q["id"], lane, shots + [{"role": "user", "content": prefix}], prefix, []))
+            trajs.append(Trajectory(q["id"], lane, messages, prefix, []))
     uses_rationale = cfg.heuristic in ("rationalyst", "rationalyst_explicit")
     greedy = cfg.heuristic == "greedy"
     for round_ in range(cfg.max_steps):
@@ -211,16 +222,19 @@ def run_batch(cfg: InferenceConfig, agent, rationale_llm, scorer, shots: list[di
             t.steps.append({"rationale": r or None, "candidates": cands, "scores": sc, "chosen": best})
             t.messages = t.messages + [{"role": "assistant", "content": step}]
             t.text = f"{t.text} {step}"
-            if states_answer(step):
+            if task.states_answer(step):
                 t.done, t.stopped = True, "answer"
     results = []
     for q in batch:
         mine = [t for t in trajs if t.qid == q["id"]]
-        answers = [gsm8k.extract_answer(t.steps[-1]["candidates"][t.steps[-1]["chosen"]], "flexible")
-                   if t.steps and t.stopped == "answer" else None for t in mine]
+        finals = [t.steps[-1]["candidates"][t.steps[-1]["chosen"]] if t.steps and t.stopped == "answer" else None
+                  for t in mine]
+        answers = [task.predict(f, q, "flexible") if f is not None else None for f in finals]
+        strict = majority([task.predict(f, q, "strict") if f is not None else None for f in finals])
         prediction = majority(answers)
         record = {"id": q["id"], "question": q["question"], "gold": q["answer"], "prediction": prediction,
-                  "correct": gsm8k.is_correct(prediction, q["answer"]), "heuristic": cfg.heuristic,
+                  "correct": task.is_correct(prediction, q["answer"]), "prediction_strict": strict,
+                  "correct_strict": task.is_correct(strict, q["answer"]), "heuristic": cfg.heuristic,
                   "trajectory": mine[0].text, "steps": mine[0].steps, "n_steps": len(mine[0].steps),
                   "stopped": mine[0].stopped}
         if lanes > 1:
@@ -237,8 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--heuristic must be one of {', '.join(HEURISTICS)}")
     if cfg.heuristic in ("rationalyst", "rationalyst_explicit") and not cfg.rationale_model:
         raise SystemExit(f"--heuristic {cfg.heuristic} needs --rationale-model")
-    questions, pool = load_questions(cfg)
-    shots = shot_messages(pool, cfg.shots, cfg.seed)
+    task, questions, context_of = load_questions(cfg)
     agent = make_backend(cfg)
     rationale_llm = scorer = None
     if cfg.heuristic in ("rationalyst", "rationalyst_explicit"):
@@ -246,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         rationale_llm = make_backend(replace(cfg, model=cfg.rationale_model, base_url=cfg.rationale_base_url or cfg.base_url))
         scorer = agent if not cfg.scorer_model or cfg.scorer_model == cfg.model else make_backend(
             replace(cfg, model=cfg.scorer_model, base_url=cfg.scorer_base_url or cfg.base_url))
-    return run_stage("inference", cfg, lambda b: run_batch(cfg, agent, rationale_llm, scorer, shots, b),
+    return run_stage("inference", cfg, lambda b: run_batch(cfg, task, context_of, agent, rationale_llm, scorer, b),
                      records=iter(questions), batch_size=cfg.batch_size, total=len(questions))
 
 

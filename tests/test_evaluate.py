@@ -6,10 +6,12 @@ import pytest
 from model_inference import evaluate
 
 
-def make_run(path, heuristic, outcomes):
+def make_run(path, heuristic, outcomes, strict=None):
     path.mkdir(parents=True)
+    strict = outcomes if strict is None else strict
     (path / "part-00000-of-00001.jsonl").write_text("".join(
-        json.dumps({"id": f"q{i}", "correct": c, "heuristic": heuristic}) + "\n" for i, c in enumerate(outcomes)))
+        json.dumps({"id": f"q{i}", "correct": c, "correct_strict": s, "heuristic": heuristic}) + "\n"
+        for i, (c, s) in enumerate(zip(outcomes, strict))))
     (path / "manifest.json").write_text(json.dumps({"config": {"dataset": "gsm8k=/data/gsm8k"}}))
     return str(path)
 
@@ -49,3 +51,11 @@ def test_one_heuristic_per_run(tmp_path):
         fh.write(json.dumps({"id": "x", "correct": False, "heuristic": "greedy"}) + "\n")
     with pytest.raises(ValueError, match="one heuristic per run"):
         evaluate.evaluate([path], 100, 0)
+
+
+def test_strict_metric(tmp_path):
+    run = make_run(tmp_path / "a", "greedy", [True, True, False, True], strict=[True, False, False, False])
+    assert evaluate.evaluate([run], 200, 0)["accuracy"][0]["accuracy"] == 0.75
+    res = evaluate.evaluate([run], 200, 0, "correct_strict")
+    assert res["metric"] == "correct_strict" and res["accuracy"][0]["accuracy"] == 0.25
+    assert evaluate.markdown(res).startswith("Strict answer extraction")

@@ -56,3 +56,10 @@ def test_bad_local_file_names_file_and_line(tmp_path):
     f.write_text('{"question": "q", "answer": "#### 1"}\n{"question": "q"}\n')
     with pytest.raises(ValueError, match=r"test\.jsonl:2: missing field\(s\) answer"):
         gsm8k.load("test", tmp_path)
+
+
+def test_inference_interface():
+    ex = {"question": "Tom has 3 boxes of 4. How many?", "solution": "3*4=<<3*4=12>>12\nSo 12 in all\n#### 12"}
+    assert gsm8k.prefix(ex) == "Question: Tom has 3 boxes of 4. How many?\nAnswer:"
+    assert gsm8k.shot_steps(ex) == ["3*4=12.", "So 12 in all.", "The answer is: 12."]   # rationalyst.md 6.2
+    assert gsm8k.system_prompt(ex) is None and gsm8k.predict("The answer is: 12.", ex, "strict") == "12"

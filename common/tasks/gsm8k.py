@@ -59,3 +59,39 @@ def extract_answer(text: str, mode: str = "flexible") -> str | None:
 
 def is_correct(prediction: str | None, gold: str) -> bool:
     return prediction is not None and normalize_number(prediction) == normalize_number(gold)
+
+
+# ----------------------------------------------------------------------------- inference interface (6.2)
+
+DEFAULT_SPLIT, DEFAULT_SHOTS = "test", 9
+
+
+def shot_pool(path: str | Path | None = None) -> list[dict]:
+    return load("train", path)
+
+
+def shot_key(example: dict) -> str:
+    return ""
+
+
+def system_prompt(example: dict) -> str | None:
+    return None  # 6.2: GSM8K has no system prompt
+
+
+def prefix(example: dict) -> str:
+    return f"Question: {example['question']}\nAnswer:"
+
+
+def shot_steps(example: dict) -> list[str]:
+    """6.2: one turn per solution line, '.' appended if missing, '####' -> 'The answer is:'."""
+    lines = strip_calculator(example["solution"]).replace("####", "The answer is:").split("\n")
+    return [line if line.endswith(".") else line + "." for line in (x.strip() for x in lines) if line]
+
+
+def predict(text: str, example: dict, mode: str = "flexible") -> str | None:
+    return extract_answer(text, mode)
+
+
+def states_answer(step: str) -> bool:
+    low = step.lower()
+    return "the answer is" in low or "the correct answer is" in low

@@ -1,0 +1,78 @@
+"""ECQA (Aggarwal et al. 2021): CommonsenseQA with human explanations (rationalyst.md 6.2).
+
+Questions: CommonsenseQA validation (`tau/commonsense_qa`, 1,221; rows {"id", "question", "choices":
+{"label", "text"}, "answerKey"}), as the reference. Few-shot: 8 ECQA train items (`yangdong/ecqa`; rows
+{"q_no", "q_text", "q_op1".."q_op5", "q_ans" (the answer's text), "taskA_pos", "taskA_neg" (explanation
+sentences, one per line), "taskB"}) whose steps are the explanation: the negative sentences with the joined
+positive ones spliced in at the gold option's place, then "The answer is: X". The reference joined
+CommonsenseQA to an unreleased local file for this; ECQA's Hub rows carry the same explanations.
+
+Locally, `ecqa=PATH`: a folder with `validation.jsonl` (questions) and `train.jsonl` (shots), or one file;
+each row may be in either layout (CommonsenseQA's original `{"question": {"stem", "choices": [...]}}` too).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from common.tasks import choice, data
+from common.tasks.choice import LETTERS
+
+# the multiple-choice parts of the task interface (common/tasks/__init__.py)
+is_correct, predict, states_answer, shot_steps = choice.is_correct, choice.predict, choice.states_answer, choice.steps_of
+QUESTIONS_HUB, SHOTS_HUB = ("tau/commonsense_qa", None), ("yangdong/ecqa", None)
+DEFAULT_SPLIT, DEFAULT_SHOTS = "validation", 8
+SYSTEM = ("Answer the multiple-choice commonsense question. Reason step by step, writing only the next single "
+          "sentence each time, and finish with \"The answer is: <letter>\".")
+
+
+def _lines(text) -> list[str]:
+    if isinstance(text, list):
+        return [s.strip() for s in text if s and s.strip()]
+    return [s.strip() for s in (text or "").split("\n") if s.strip()]
+
+
+def example(row: dict, ident: str, where: str) -> dict:
+    if "q_text" in row:  # ECQA
+        options = [row[f"q_op{i}"] for i in range(1, 6)]
+        if row.get("q_ans") not in options:
+            raise ValueError(f"{where}: q_ans {row.get('q_ans')!r} is not one of the options")
+        gold = options.index(row["q_ans"])
+        negatives, positives = _lines(row.get("taskA_neg")), _lines(row.get("taskA_pos"))
+        question, answer = row["q_text"], LETTERS[gold]
+    else:                # CommonsenseQA, optionally with ECQA's positives/negatives lists joined in
+        question, options, answer = choice.read_row(row, where)
+        gold, negatives, positives = LETTERS.index(answer), _lines(row.get("negatives")), _lines(row.get("positives"))
+    steps = None
+    if positives:        # 6.2: negatives with the joined positives spliced in at the gold index
+        explanation = negatives[:gold] + [" ".join(positives)] + negatives[gold:]
+        steps = explanation + [f"The answer is: {answer}"]
+    return {"id": ident, "question": question, "choices": options, "answer": answer, "steps": steps,
+            "source_id": row.get("id") or row.get("q_no")}
+
+
+def load(split: str = DEFAULT_SPLIT, path: str | Path | None = None, limit: int | None = None,
+         hub: tuple[str, str | None] = QUESTIONS_HUB) -> list[dict]:
+    rows = data.rows(split, path, hub)
+    out = [example(r, f"ecqa-{split}-{i}", f"{path or hub[0]} {split} record {i}") for i, r in enumerate(rows)]
+    return out[:limit] if limit else out
+
+
+def shot_pool(path: str | Path | None = None) -> list[dict]:
+    pool = [ex for ex in load("train", path, hub=SHOTS_HUB) if ex["steps"]]
+    if not pool:
+        raise ValueError(f"{path or SHOTS_HUB[0]}: no train rows with explanations (ECQA's taskA_pos/taskA_neg) "
+                         "for the few-shot turns")
+    return pool
+
+
+def shot_key(example: dict) -> str:
+    return ""
+
+
+def system_prompt(example: dict) -> str:
+    return SYSTEM
+
+
+def prefix(example: dict) -> str:
+    return choice.prefix(example["question"], example["choices"])
