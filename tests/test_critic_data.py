@@ -3,8 +3,8 @@ import random
 
 import pytest
 
-from common.refiner_format import NO_HINT
-from common.tasks import mwp
+from common.refiner_format import NO_HINT, is_no_hint, refine_input
+from common.tasks import mwp, refiner
 from training import critic_data
 from tests.conftest import shared_data
 
@@ -61,5 +61,72 @@ def test_stage_on_the_whole_training_csv(tmp_path):
     check(critic, problems)
     counts = json.loads((out / "manifest.json").read_text())["counts"]
     assert counts["problems"] == 3138 and counts["operator"] == 3138 and counts["critic"] == len(critic)
-    with pytest.raises(SystemExit):
-        critic_data.main(["--input", str(csv_path), "--output", str(out), "--task", "snlr"])
+    with pytest.raises(SystemExit, match="unknown REFINER task 'nope'"):
+        critic_data.main(["--input", str(csv_path), "--output", str(out), "--task", "nope"])
+
+
+# ----------------------------------------------------------------------------- sNLR and Moral Stories
+
+def first_records(path, n, tmp_path):
+    """The first n records of a real file, in its own format (a JSON array)."""
+    out = tmp_path / f"{n}-{path.name}"
+    out.write_text(json.dumps(json.loads(path.read_text())[:n], indent=2))
+    return out
+
+
+def read_shard(folder):
+    return [json.loads(l) for l in (folder / "part-00000-of-00001.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("task,parts,n", [("snlr", ("refiner", "srn", "srn_val.json"), 150),
+                                          ("moral_stories", ("refiner", "moral_stories", "critic_dev_prep.json"), 30)])
+def test_stage_on_the_real_dev_files(tmp_path, task, parts, n):
+    src = first_records(shared_data(*parts), n, tmp_path)
+    out = tmp_path / "out"
+    assert critic_data.main(["--task", task, "--input", str(src), "--output", str(out), "--seed", "1"]) == 0
+    module = refiner.get(task)
+    examples = {e["id"]: e for e in module.load_examples(src)}
+    critic, refine = read_shard(out / "critic"), read_shard(out / "refine")
+    counts = json.loads((out / "manifest.json").read_text())["counts"]
+    assert counts["examples"] == n and counts["critic"] == len(critic) == n + sum(counts[k] for k in module.PERTURBATIONS)
+    assert all(counts[k] > 0 for k in module.PERTURBATIONS) and counts["refine"] == len(refine)
+    expected_refine = []
+    for rec in critic:
+        ex = examples[rec["id"].rsplit("-", 1 if rec["kind"] == "gold" else 2)[0]]
+        x, hypothesis = rec["input"].split(" Previous Answer: ", 1)
+        assert x == ex["x"] and rec["target"] == module.critique(ex, hypothesis)
+        if rec["kind"] == "gold":
+            assert hypothesis == ex["z"] and rec["target"] == NO_HINT
+            continue
+        assert hypothesis != ex["z"] and is_no_hint(rec["target"]) == (rec["kind"] == "paraphrase")
+        if not is_no_hint(rec["target"]):
+            expected_refine.append({"id": rec["id"], "kind": rec["kind"],
+                                    "input": refine_input(x, hypothesis, rec["target"]), "target": ex["z"]})
+    assert refine == expected_refine
+
+
+def test_snlr_records_are_seeded_per_example(tmp_path):
+    path = shared_data("refiner", "srn", "srn_val.json")
+    runs = {}
+    for n, seed in ((60, 0), (20, 0), (60, 1)):
+        out = tmp_path / f"out-{n}-{seed}"
+        critic_data.main(["--task", "snlr", "--input", str(first_records(path, n, tmp_path)), "--output", str(out),
+                          "--seed", str(seed)])
+        runs[n, seed] = [(r["id"].split("-", 1)[1], r["input"]) for r in read_shard(out / "critic")]
+    small = runs[20, 0]
+    assert runs[60, 0][:len(small)] == small           # an example's records do not depend on the others
+    assert runs[60, 1] != runs[60, 0]
+
+
+def test_a_malformed_record_names_file_and_line(tmp_path):
+    records = json.loads(shared_data("refiner", "srn", "srn_train.json").read_text())[:3]
+    del records[1]["fact"]
+    path = tmp_path / "srn_bad.json"
+    path.write_text(json.dumps(records, indent=4))
+    line = [i for i, l in enumerate(path.read_text().splitlines(), 1) if l == "    {"][1]
+    with pytest.raises(SystemExit, match=rf"srn_bad.json:{line}: missing field\(s\) fact"):
+        critic_data.main(["--task", "snlr", "--input", str(path), "--output", str(tmp_path / "out")])
+    assert critic_data.main(["--task", "snlr", "--input", str(path), "--output", str(tmp_path / "out"),
+                             "--on-bad-record", "skip"]) == 0
+    counts = json.loads((tmp_path / "out" / "manifest.json").read_text())["counts"]
+    assert counts["examples"] == 2 and counts["bad_records"] == 1

@@ -7,12 +7,17 @@ MWP (2.2, with the reference's bugs fixed): for each problem and its gold formul
   remove    formulas of 2+ steps cut to their first step (as the reference)
   add       one-step formulas get a step `#1: op ( #0, numberN )`
 each with the oracle feedback of 2.3 (every step reported, operands at their true positions).
+sNLR (2.5) and Moral Stories (2.4): the task module's `perturbations(example, rng)` gives (kind, wrong z)
+and its oracle `critique(example, z)` the feedback (common/tasks/snlr.py, common/tasks/moral_stories.py).
+The random generator is seeded per example (seed, id), so a record does not depend on the others.
 Writes two record sets (refiner_format.py layouts):
   <output>/critic/  {"id", "kind", "input": x + hypothesis, "target": feedback}   incl. the gold (-> "No hint.")
-  <output>/refine/  {"id", "kind", "input": x + hypothesis + feedback, "target": gold z}
-sNLR and Moral Stories perturbations are the next slice of this issue.
+  <output>/refine/  {"id", "kind", "input": x + hypothesis + feedback, "target": gold z}   (feedback not "No hint.")
+The manifest counts the records of each perturbation kind.
 
     python -m training.critic_data --input ../shared/data/svamp/mawps-asdiv-a_svamp_train.csv --output runs/critic
+    python -m training.critic_data --task snlr --input ../shared/data/refiner/srn/srn_train.json --output runs/critic-snlr
+    python -m training.critic_data --config configs/demo/critic_data-moral_stories.yaml --output runs/critic-ms
 """
 
 from __future__ import annotations
@@ -24,18 +29,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.artifacts import write_manifest, write_records
+from common.artifacts import BadRecordError, ReadStats, write_manifest, write_records
 from common.config import StageConfig, option, parse_config
-from common.refiner_format import NO_HINT, critic_input, refine_input
+from common.refiner_format import NO_HINT, critic_input, is_no_hint, refine_input
 from common.stage import log, setup_logging, stage_manifest
-from common.tasks import mwp
+from common.tasks import mwp, refiner
 
 PERTURBATIONS = ("numbers", "operator", "remove", "add")
 
 
 @dataclass
 class CriticDataConfig(StageConfig):
-    task: str = option("mwp", "task: mwp (snlr and moral_stories: next)")
+    task: str = option("mwp", "task: mwp, snlr or moral_stories (common.tasks.refiner)")
     include_gold: bool = option(True, "also a critic record for the gold formula (target: 'No hint.')")
 
 
@@ -74,10 +79,14 @@ def perturb(formula: str, n_numbers: int, kind: str, rng: random.Random) -> str 
     return render(steps)
 
 
+def example_rng(seed: int, example_id: str) -> random.Random:
+    return random.Random(int.from_bytes(hashlib.sha256(f"{seed}\x00{example_id}".encode()).digest()[:8], "big"))
+
+
 def mwp_records(problems: list[dict], seed: int, include_gold: bool) -> tuple[list[dict], list[dict], dict]:
     critic, refine, counts = [], [], {k: 0 for k in PERTURBATIONS}
     for p in problems:
-        rng = random.Random(int.from_bytes(hashlib.sha256(f"{seed}\x00{p['id']}".encode()).digest()[:8], "big"))
+        rng = example_rng(seed, p["id"])
         n_numbers = len(p["numbers"]) if p["numbers"] else 1 + max(
             (int(t[6:].rstrip(",")) for t in p["formula"].split() if t.startswith("number")), default=0)
         if include_gold:
@@ -96,18 +105,49 @@ def mwp_records(problems: list[dict], seed: int, include_gold: bool) -> tuple[li
     return critic, refine, counts
 
 
+def task_records(task, examples: list[dict], seed: int, include_gold: bool) -> tuple[list[dict], list[dict], dict]:
+    """Critic and refinement records of a task module (common.tasks.refiner interface + perturbations)."""
+    critic, refine, counts = [], [], {k: 0 for k in task.PERTURBATIONS}
+    for ex in examples:
+        if include_gold:
+            critic.append({"id": f"{ex['id']}-gold", "kind": "gold", "input": critic_input(ex["x"], ex["z"]),
+                           "target": NO_HINT})
+        for n, (kind, wrong) in enumerate(task.perturbations(ex, example_rng(seed, ex["id"]))):
+            feedback = task.critique(ex, wrong)
+            rid = f"{ex['id']}-{n}-{kind}"
+            counts[kind] += 1
+            critic.append({"id": rid, "kind": kind, "input": critic_input(ex["x"], wrong), "target": feedback})
+            if not is_no_hint(feedback):
+                refine.append({"id": rid, "kind": kind, "input": refine_input(ex["x"], wrong, feedback),
+                               "target": ex["z"]})
+    return critic, refine, counts
+
+
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(CriticDataConfig, argv, __doc__)
-    if cfg.task != "mwp":
-        raise SystemExit(f"--task {cfg.task}: only mwp is implemented so far")
+    try:
+        task = refiner.get(cfg.task)
+    except ValueError as exc:
+        raise SystemExit(f"--task: {exc}") from None
     setup_logging()
     started = time.time()
-    problems = [p for f in cfg.input.split(",") for p in mwp.load(f.strip())]
-    critic, refine, counts = mwp_records(problems, cfg.seed, cfg.include_gold)
+    files = [f.strip() for f in cfg.input.split(",") if f.strip()]
+    stats = ReadStats()
+    try:
+        if cfg.task == "mwp":
+            problems = [p for f in files for p in mwp.load(f)]
+            critic, refine, counts = mwp_records(problems, cfg.seed, cfg.include_gold)
+            counts["problems"] = len(problems)
+        else:
+            examples = [e for f in files for e in task.load_examples(f, cfg.on_bad_record, stats)]
+            critic, refine, counts = task_records(task, examples, cfg.seed, cfg.include_gold)
+            counts.update(examples=len(examples), bad_records=stats.bad)
+    except (BadRecordError, FileNotFoundError) as exc:
+        raise SystemExit(f"critic_data: {exc}") from None
     out = Path(cfg.output)
-    counts.update(problems=len(problems), critic=write_records(out / "critic", critic),
-                  refine=write_records(out / "refine", refine))
-    write_manifest(out, 0, 1, stage_manifest("critic_data", cfg, counts, started))
+    counts.update(critic=write_records(out / "critic", critic), refine=write_records(out / "refine", refine))
+    write_manifest(out, 0, 1, stage_manifest("critic_data", cfg, counts, started,
+                                             bad_record_examples=stats.bad_examples))
     log.info("critic_data: %s", counts)
     return 0
 
