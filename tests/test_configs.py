@@ -19,7 +19,8 @@ from training.train_refiner import TrainRefinerConfig
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 STAGES = {"prefilter": PrefilterConfig, "extract_rationales": ExtractConfig, "parse_rationales": ParseConfig,
           "score_rationales": ScoreConfig, "filter_rationales": FilterConfig, "finetune": FinetuneConfig,
-          "inference": InferenceConfig, "critic_data": CriticDataConfig}
+          "inference": InferenceConfig, "critic_data": CriticDataConfig, "refiner_warmstart": FinetuneConfig,
+          "refiner_critic": FinetuneConfig, "refiner_train": TrainRefinerConfig, "refiner_predict": RefinerPredictConfig}
 RECIPES = sorted(p for d in ("demo", "paper") for p in (CONFIGS / d).glob("*.yaml"))
 
 

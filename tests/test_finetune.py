@@ -71,10 +71,16 @@ def test_resume_from_a_checkpoint_continues_the_same_run(tiny_llama_dir, tmp_pat
 
 def test_seq2seq_mode_and_lora(tiny_t5_dir, tmp_path):
     data = write(tmp_path / "train.jsonl", ROWS)
+    refine = [dict(r, id=f"n{i}", input=r["input"] + " Previous Answer: #0: add ( number0, number1 ) | EOS <hint> "
+                   "the operator in #0 is incorrect. | EOH") for i, r in enumerate(ROWS[:4])]
+    noisy = write(tmp_path / "refine.jsonl", refine)
     out = tmp_path / "s2s"
-    assert finetune.main(["--train", data, "--dev", data, "--output", str(out), "--model", tiny_t5_dir, "--mode",
-                          "seq2seq", "--prompt-field", "input", "--target-field", "target", "--epochs", "1",
-                          "--batch-size", "3", "--grad-accum", "1", "--lora", "true", "--lr", "1e-3"]) == 0
+    assert finetune.main(["--train", data, "--noisy", noisy, "--dev", data, "--output", str(out), "--model",
+                          tiny_t5_dir, "--mode", "seq2seq", "--prompt-field", "input", "--target-field", "target",
+                          "--epochs", "1", "--batch-size", "3", "--grad-accum", "1", "--lora", "true",
+                          "--lr", "1e-3"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["train_examples"], metrics["steps"]) == (10, 4)        # 6 + 4 noisy records, batches of 3
     from transformers import AutoModelForSeq2SeqLM
     assert AutoModelForSeq2SeqLM.from_pretrained(out / "final").config.model_type == "t5"   # LoRA merged
     ex = finetune.seq2seq_example(finetune.load_model(finetune.FinetuneConfig(model=tiny_t5_dir, mode="seq2seq"))[1],
@@ -82,3 +88,14 @@ def test_seq2seq_mode_and_lora(tiny_t5_dir, tmp_path):
     assert finetune.IGNORE not in ex["labels"]        # pads are masked by the collator, never in the data
     batch = finetune.collate(0)([ex, {"input_ids": [1], "labels": [2]}])
     assert batch["labels"][1, 1:].eq(finetune.IGNORE).all()
+
+
+def test_seq2seq_labels_have_no_start_token_and_end_with_eos(tiny_tokenizer):
+    from transformers import AutoTokenizer
+    from common.models import resolve
+    bert = AutoTokenizer.from_pretrained(resolve("all-minilm-l6-v2"))
+    ids = finetune.target_ids(bert, "#0: add ( number0, number1 ) | EOS", 64)
+    assert ids[0] != bert.cls_token_id and ids[-1] == bert.sep_token_id     # the model prepends [CLS] itself
+    tiny = finetune.target_ids(tiny_tokenizer, "No hint.", 64)             # this one adds BOS and no EOS
+    assert tiny[0] != tiny_tokenizer.bos_token_id and tiny[-1] == tiny_tokenizer.eos_token_id
+    assert len(finetune.target_ids(tiny_tokenizer, "No hint. " * 50, 8)) == 8

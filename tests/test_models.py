@@ -64,3 +64,23 @@ def test_minilm_embeds_sensibly():
                    normalize_embeddings=True)
     assert v.shape == (3, 384)
     assert float(v[0] @ v[1]) > 0.8 > float(v[0] @ v[2]) + 0.3
+
+
+@pytest.mark.slow
+def test_minilm_bert2bert_is_a_seq2seq_with_bert_special_tokens(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROCSUP_CACHE", str(tmp_path))
+    from common.seq2seq import generate, load_seq2seq
+    path = models.resolve("minilm-bert2bert")
+    model, tok = load_seq2seq(path, "cpu")
+    assert type(model).__name__ == "EncoderDecoderModel"
+    assert (model.generation_config.decoder_start_token_id, model.generation_config.eos_token_id) == \
+        (tok.cls_token_id, tok.sep_token_id)
+    # the encoder and the decoder's self-attention start from MiniLM itself
+    from transformers import AutoModel
+    base = AutoModel.from_pretrained(models.resolve("all-minilm-l6-v2")).state_dict()
+    enc = model.encoder.state_dict()
+    assert torch.equal(enc["encoder.layer.0.attention.self.query.weight"], base["encoder.layer.0.attention.self.query.weight"])
+    assert torch.equal(model.decoder.bert.encoder.layer[0].attention.self.query.weight,
+                       base["encoder.layer.0.attention.self.query.weight"])
+    assert len(generate(model, tok, ["a b c"], max_new_tokens=4)) == 1
+    assert models.resolve("minilm-bert2bert") == path                     # built once

@@ -38,6 +38,9 @@ class FinetuneConfig:
     """Fine-tune a causal or seq2seq model on JSONL records."""
 
     train: str = option("", "training records: JSONL file or directory (e.g. filter_rationales' train/)")
+    noisy: str = option("", "more training records mixed in (the REFINER reference's --noisy-file, refiner.md 3), "
+                            "e.g. critic_data's refine/ (x + wrong z + feedback -> gold z): the warm start then "
+                            "already reads feedback")
     dev: str = option("", "dev records for the per-epoch loss and best-checkpoint choice (optional)")
     output: str = option("", "output directory: checkpoints/, final/ (the best model), metrics.json")
     mode: str = option("causal", "'causal' (chat SFT) or 'seq2seq' (encoder-decoder)")
@@ -86,8 +89,20 @@ def causal_example(tok, prompt: str, target: str, system: str, max_length: int) 
 
 def seq2seq_example(tok, prompt: str, target: str, max_length: int) -> dict:
     enc = tok(prompt, truncation=True, max_length=max_length, return_token_type_ids=False)
-    return {"input_ids": enc.input_ids, "labels": tok(text_target=target, truncation=True,
-                                                       max_length=max_length).input_ids}
+    return {"input_ids": enc.input_ids, "labels": target_ids(tok, target, max_length)}
+
+
+def target_ids(tok, target: str, max_length: int) -> list[int]:
+    """Decoder labels: the target and its end token, no start token. A BERT tokenizer starts them
+    with [CLS], which is also the decoder start token of the MiniLM seq2seq models (common.models):
+    the model prepends it itself, so a label [CLS] would teach it to write [CLS] twice. A tokenizer
+    that adds BOS but no EOS would never teach the model to stop."""
+    ids = tok(text_target=target, truncation=True, max_length=max_length).input_ids
+    if ids and ids[0] in (tok.cls_token_id, tok.bos_token_id) and ids[0] is not None:
+        ids = ids[1:]
+    if tok.eos_token_id is not None and ids[-1:] != [tok.eos_token_id]:
+        ids = ids[:max_length - 1] + [tok.eos_token_id]
+    return ids
 
 
 def collate(pad_id: int):
@@ -155,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     set_seed(cfg.seed)
     out = Path(cfg.output)
     model, tok = load_model(cfg)
-    train = load_examples(cfg.train, cfg, tok)
+    train = load_examples(cfg.train, cfg, tok) + (load_examples(cfg.noisy, cfg, tok) if cfg.noisy else [])
     dev = load_examples(cfg.dev, cfg, tok) if cfg.dev else None
     strategy = "steps" if cfg.eval_steps else "epoch"
     args = TrainingArguments(

@@ -40,8 +40,13 @@ class Step:
 
 
 def normalize(formula: str) -> str:
-    """Canonical spelling and spacing: `#0: subtract ( number0, number1 ) | EOS`."""
-    text = formula.replace("substract", "subtract").replace("<END>", "EOS").replace("'", "")
+    """Canonical spelling and spacing: `#0: subtract ( number0, number1 ) | EOS`. Also undoes what an
+    uncased WordPiece tokenizer does to a decoded formula (`# 0 : add ( number0, 100. 0 ) | eos`)."""
+    text = formula.lower().replace("substract", "subtract").replace("<end>", "EOS").replace("'", "")
+    text = re.sub(r"\beos\b", "EOS", text)
+    text = re.sub(r"#\s+(\d)", r"#\1", text)
+    text = re.sub(r"(#\d+)\s*:", r"\1:", text)
+    text = re.sub(r"(\d)\s*\.\s*(\d)", r"\1.\2", text)
     text = re.sub(r"\s*,\s*", ", ", text)
     return " ".join(text.split())
 
@@ -208,3 +213,69 @@ def load(path: str | Path) -> list[dict]:
         out.append({"id": f"{path.stem}-{r.get('ID', i)}", "question": text, "formula": normalize(r["Linear_Formula"]),
                     "numbers": None if is_test else _numbers(r["Numbers"]), "answer": float(r["Answer"])})
     return out
+
+
+# ----------------------------------------------------------------------------- REFINER task interface
+# (common.tasks.refiner): load_examples, critique, metrics
+
+def load_examples(path: str | Path, svamp_dev: str | Path | None = None) -> list[dict]:
+    """{id, x, z, numbers, answer} for the generator: x the problem text, z the gold formula.
+    REFINER's test file has no indexable numbers (refiner.md 1.1); with `svamp_dev` (SVAMP's
+    mawps-asdiv-a_svamp_dev.csv) they are filled in from the CSV row with the same problem text."""
+    rows = load(path)
+    if svamp_dev and any(r["numbers"] is None for r in rows):
+        by_text = {_text_key(r["question"]): r["numbers"] for r in load(svamp_dev)}
+        for r in rows:
+            if r["numbers"] is None:
+                r["numbers"] = by_text.get(_text_key(r["question"]))
+    return [{"id": r["id"], "x": r["question"], "z": r["formula"], "numbers": r["numbers"], "answer": r["answer"]}
+            for r in rows]
+
+
+def _text_key(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def critique(example: dict, z: str) -> str:
+    """The oracle critic (refiner.md 2.3): feedback on a generated z against the example's gold."""
+    return oracle_feedback(z, example["z"])
+
+
+def equation_key(formula: str):
+    """A comparable form of a formula in which the operands of add and multiply are unordered
+    (refiner.md 4: commutative exact match; the reference only swapped one pair at a time and
+    misread later steps). None when the formula does not parse."""
+    try:
+        steps = _as_steps(parse(formula))
+    except FormulaError:
+        return None
+    return tuple((s.op, *sorted((s.a, s.b))) if s.op in ("add", "multiply") else (s.op, s.a, s.b) for s in steps)
+
+
+def equations_match(generated: str, gold: str) -> bool:
+    key = equation_key(generated)
+    return key is not None and key == equation_key(gold)
+
+
+def predicted_answer(formula: str, numbers: list[float] | None) -> float | None:
+    if numbers is None:
+        return None
+    try:
+        return execute(formula, numbers)
+    except FormulaError:
+        return None
+
+
+def metrics(examples: list[dict], predictions: list[str]) -> dict[str, float]:
+    """Equation exact match (commutative) and answer accuracy by safe execution, in percent.
+    Answer accuracy covers the examples with numbers (`answer_n` of them)."""
+    if len(examples) != len(predictions):
+        raise ValueError(f"{len(predictions)} predictions for {len(examples)} examples")
+    n = len(examples)
+    em = sum(equations_match(p, e["z"]) for e, p in zip(examples, predictions))
+    parsed = sum(equation_key(p) is not None for p in predictions)
+    with_numbers = [(e, p) for e, p in zip(examples, predictions) if e.get("numbers") is not None]
+    right = sum(answers_match(predicted_answer(p, e["numbers"]), e["answer"]) for e, p in with_numbers)
+    return {"n": n, "equation_em": round(100.0 * em / n, 2) if n else 0.0,
+            "answer_acc": round(100.0 * right / len(with_numbers), 2) if with_numbers else float("nan"),
+            "answer_n": len(with_numbers), "parsed": round(100.0 * parsed / n, 2) if n else 0.0}

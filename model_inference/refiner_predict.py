@@ -1,0 +1,154 @@
+"""REFINER prediction (refiner.md 5): generate z, ask the critic, refine, up to T rounds.
+
+Per example: z_0 = greedy generator output for x; then for t = 1..T: the critic's feedback f on
+z_{t-1} (a trained critic checkpoint on critic_input(x, z), or `oracle` = task.critique against
+the gold, the upper bound); stop when f is "No hint." (common.refiner_format.is_no_hint);
+otherwise z_t = generator(refine_input(x, z_{t-1}, f)). All examples of a batch advance together.
+
+Fixed against the reference (0.2, 5): the trained critic's feedback is what the generator sees
+(the reference computed it and then used the oracle's); one generator for every turn (not a
+second one from a hard-coded folder); the "No hint" stop; any batch size; no hard-coded test size.
+`--turns 0` is the paper's choice: T = 3 with the oracle, T = 1 with a trained critic.
+
+Writes one record per example ({id, x, gold, turns: [{z, feedback}, ...], final, stopped}) and,
+once every shard is done, metrics.json with the task's metrics per turn: turn 0 is before any
+feedback, turn t uses each example's latest z after t critic rounds (a stopped example keeps its
+answer). The table is also printed.
+
+    python -m model_inference.refiner_predict --task mwp --input ../shared/data/svamp/mawps-asdiv-a_svamp_dev.csv \
+        --generator runs/mwp/refiner/best --critic runs/mwp/critic/final --output runs/mwp/predict-critic
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.artifacts import read_records, write_json_atomic
+from common.config import StageConfig, option, parse_config
+from common.models import pick_device
+from common.refiner_format import critic_input, is_no_hint, refine_input
+from common.seq2seq import generate, load_seq2seq
+from common.stage import log, run_stage, shard_finished
+from common.tasks import refiner as refiner_tasks
+
+ORACLE, NONE = "oracle", "none"
+
+
+@dataclass
+class RefinerPredictConfig(StageConfig):
+    task: str = option("mwp", "REFINER task: mwp, snlr or moral_stories")
+    generator: str = option("", "REFINER-trained generator (train_refiner's best/), registry name or Hub id")
+    critic: str = option(ORACLE, "trained critic checkpoint (finetune's final/), 'oracle' (the gold-based upper "
+                                 "bound) or 'none' (turn 0 only: the generator alone)")
+    turns: int = option(0, "critic rounds T; 0 = the paper's choice: 3 with the oracle, 1 with a trained critic (5)")
+    numbers_from: str = option("", "mwp: SVAMP's mawps-asdiv-a_svamp_dev.csv, for test files whose numbers "
+                                    "cannot be indexed (answer accuracy)")
+    batch_size: int = option(32, "examples per batch (all advance together)")
+    max_length: int = option(256, "input tokens")
+    max_new_tokens: int = option(64, "tokens per generated z or feedback")
+    limit: int = option(0, "only the first N examples (0 = all)")
+    device: str = option("auto", "cpu, cuda or auto")
+
+
+def rounds(cfg: RefinerPredictConfig) -> int:
+    if cfg.critic == NONE:
+        return 0
+    return cfg.turns or (3 if cfg.critic == ORACLE else 1)
+
+
+def refine_batch(examples: list[dict], task, gen, critic, cfg: RefinerPredictConfig) -> list[dict]:
+    """Run the generate-critique-refine loop for a batch; one record per example."""
+    model, tok = gen
+    gen_kw = dict(max_length=cfg.max_length, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)
+    records = [{"id": e["id"], "x": e["x"], "gold": e["z"], "turns": [], "stopped": False} for e in examples]
+    active = list(range(len(examples)))
+    inputs = [e["x"] for e in examples]
+    for t in range(rounds(cfg) + 1):
+        for i, z in zip(active, generate(model, tok, [inputs[i] for i in active], **gen_kw)):
+            records[i]["turns"].append({"z": z, "feedback": None})
+        if t == rounds(cfg):
+            break
+        zs = [records[i]["turns"][-1]["z"] for i in active]
+        if critic is None:
+            feedback = [task.critique(examples[i], z) for i, z in zip(active, zs)]
+        else:
+            feedback = generate(critic[0], critic[1], [critic_input(examples[i]["x"], z) for i, z in zip(active, zs)],
+                                **gen_kw)
+        still = []
+        for i, z, f in zip(active, zs, feedback):
+            records[i]["turns"][-1]["feedback"] = f
+            if is_no_hint(f):
+                records[i]["stopped"] = True
+            else:
+                inputs[i] = refine_input(examples[i]["x"], z, f)
+                still.append(i)
+        active = still
+        if not active:
+            break
+    for r in records:
+        r["final"] = r["turns"][-1]["z"]
+    return records
+
+
+def per_turn_metrics(task, examples: list[dict], records: list[dict], turns: int) -> list[dict]:
+    by_id = {r["id"]: r for r in records}
+    ordered = [by_id[e["id"]] for e in examples]
+    rows = []
+    for t in range(turns + 1):
+        preds = [r["turns"][min(t, len(r["turns"]) - 1)]["z"] for r in ordered]
+        rows.append({"turn": t, "stopped_before": sum(len(r["turns"]) <= t for r in ordered),
+                     **task.metrics(examples, preds)})
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    keys = [k for k in rows[0] if k not in ("turn",)]
+    lines = ["turn  " + "  ".join(f"{k:>14}" for k in keys)]
+    for r in rows:
+        lines.append(f"{r['turn']:>4}  " + "  ".join(f"{_fmt(r[k]):>14}" for k in keys))
+    return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    return "-" if isinstance(v, float) and math.isnan(v) else f"{v:.2f}" if isinstance(v, float) else str(v)
+
+
+def load_task_examples(cfg: RefinerPredictConfig, task) -> list[dict]:
+    examples = []
+    for f in cfg.input.split(","):
+        kw = {"svamp_dev": cfg.numbers_from} if cfg.task == "mwp" and cfg.numbers_from else {}
+        examples.extend(task.load_examples(f.strip(), **kw))
+    return examples[:cfg.limit] if cfg.limit else examples
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_config(RefinerPredictConfig, argv, __doc__)
+    if not cfg.input or not cfg.output or not cfg.generator:
+        raise SystemExit("--input, --generator and --output are required")
+    task = refiner_tasks.get(cfg.task)
+    examples = load_task_examples(cfg, task)
+    rc = 0
+    if not shard_finished(cfg, "refiner_predict"):
+        device = pick_device(cfg.device)
+        gen = load_seq2seq(cfg.generator, device)
+        critic = None if cfg.critic in (ORACLE, NONE) else load_seq2seq(cfg.critic, device)
+        rc = run_stage("refiner_predict", cfg, lambda batch: [[r] for r in refine_batch(batch, task, gen, critic, cfg)],
+                       records=examples, batch_size=cfg.batch_size, total=len(examples))
+    finished = sorted(p for p in Path(cfg.output).glob("part-*.jsonl") if not p.name.endswith(".failures.jsonl"))
+    records = [r for f in finished for r in read_records(f, "error")]
+    if {r["id"] for r in records} >= {e["id"] for e in examples}:      # every shard is done
+        rows = per_turn_metrics(task, examples, records, rounds(cfg))
+        write_json_atomic(Path(cfg.output) / "metrics.json",
+                          {"task": cfg.task, "critic": cfg.critic, "generator": cfg.generator, "turns": rows})
+        print(f"{cfg.task}: generator {cfg.generator}, critic {cfg.critic}\n{format_table(rows)}")
+    else:
+        log.info("refiner_predict: %d of %d examples done; metrics.json is written when all shards are",
+                 len(records), len(examples))
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+import json
+import random
+import re
+
+import pytest
+import torch
+
+from common.config import parse_config
+from common.seq2seq import load_seq2seq
+from common.tasks import mwp
+from training import train_refiner
+
+CSV = """Question,Numbers,Equation,Answer
+julia played tag with number0 kids on monday and number1 on tuesday . how many in all ?,18 10,+ number0 number1,28.0
+she has number0 apples and eats number1 . how many left ?,7 3,- number0 number1,4.0
+a box holds number0 pens . how many pens in number1 boxes ?,6 4,* number0 number1,24.0
+number0 cookies are shared by number1 kids . how many each ?,12 3,/ number0 number1,4.0
+he had number0 cards and got number1 more and gave number2 away . how many now ?,5 4 2,- + number0 number1 number2,7.0
+each of number0 bags has number1 marbles . he loses number2 . how many left ?,3 5 4,- * number0 number1 number2,11.0
+"""
+
+STEP = re.compile(r"^(?P<x>.*) Previous Answer: (?P<z>.*) <hint> (?P<f>.*) \| EOH$")
+
+
+@pytest.fixture
+def data(tmp_path):
+    path = tmp_path / "mwp.csv"
+    path.write_text(CSV)
+    return str(path)
+
+
+def cfg_for(data, model, out, *extra):
+    return ["--task", "mwp", "--input", data, "--dev", data, "--model", model, "--output", str(out), "--turns", "3",
+            "--exp-num", "2", "--batch-size", "3", "--grad-accum", "1", "--max-new-tokens", "8", *extra]
+
+
+def test_each_turn_sees_x_a_sample_and_the_oracle_feedback_on_it(data, tiny_t5_dir):
+    cfg = parse_config(train_refiner.TrainRefinerConfig, cfg_for(data, tiny_t5_dir, "unused"))
+    model, tok = load_seq2seq(tiny_t5_dir, "cpu")
+    examples = mwp.load_examples(data)[:3]
+    trace = []
+    loss, per_turn = train_refiner.refiner_loss(model, tok, mwp, examples, cfg, random.Random(0), trace)
+    assert len(per_turn) == 3 and len(trace) == 3 and torch.isfinite(loss)
+    assert loss.item() == pytest.approx(sum(per_turn), rel=1e-5)          # the loss is summed over turns
+    assert trace[0] == [e["x"] for e in examples]                          # turn 1: x alone
+    for turn in trace[1:]:
+        for e, text in zip(examples, turn):
+            m = STEP.match(text)
+            assert m and m["x"] == e["x"]
+            assert m["f"] == mwp.critique(e, m["z"])                        # feedback does not accumulate
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_options_are_typed_not_strings():
+    # refiner.md 9.1.8: the reference read --number_turn and --exp_num as strings and any --lora as true
+    cfg = parse_config(train_refiner.TrainRefinerConfig, ["--turns", "2", "--exp-num", "4", "--lora", "false"])
+    assert cfg.turns == 2 and cfg.exp_num == 4 and cfg.lora is False
+
+
+def _perturbed_copy(src, dst):
+    """A 'warm-start' checkpoint: the base with different weights."""
+    model, tok = load_seq2seq(src, "cpu")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    model.save_pretrained(dst)
+    tok.save_pretrained(dst)
+    return str(dst)
+
+
+def test_warm_start_is_loaded_best_saved_and_a_rerun_resumes(data, tiny_t5_dir, tmp_path):
+    warm = _perturbed_copy(tiny_t5_dir, tmp_path / "warm")
+    out = tmp_path / "refiner"
+    # lr 0: the saved generator must be exactly the warm start (the reference trained flan-t5-base instead)
+    assert train_refiner.main(cfg_for(data, warm, out, "--epochs", "1", "--lr", "0")) == 0
+    base, _ = load_seq2seq(tiny_t5_dir, "cpu")
+    w, _ = load_seq2seq(warm, "cpu")
+    best, _ = load_seq2seq(str(out / "best"), "cpu")
+    b_sd, w_sd, best_sd = base.state_dict(), w.state_dict(), best.state_dict()
+    assert all(torch.equal(best_sd[k], w_sd[k]) for k in w_sd)
+    assert not all(torch.equal(best_sd[k], b_sd[k]) for k in b_sd)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [h["epoch"] for h in metrics["history"]] == [1]
+    assert set(metrics["history"][0]["dev"]) >= {"equation_em", "answer_acc"}
+    assert len(metrics["history"][0]["train_loss_per_turn"]) == 3
+    # a second run with more epochs continues after epoch 1
+    assert train_refiner.main(cfg_for(data, warm, out, "--epochs", "2", "--lr", "0")) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["resumed_from_epoch"] == 1 and [h["epoch"] for h in metrics["history"]] == [1, 2]
+    assert json.loads((out / "manifest.json").read_text())["stage"] == "train_refiner"
+
+
+def test_lora_trains_and_saves_a_merged_model(data, tiny_t5_dir, tmp_path):
+    out = tmp_path / "lora"
+    assert train_refiner.main(cfg_for(data, tiny_t5_dir, out, "--epochs", "1", "--lora", "true",
+                                      "--lr", "1e-2", "--turns", "2")) == 0
+    from transformers import AutoModelForSeq2SeqLM
+    merged = AutoModelForSeq2SeqLM.from_pretrained(out / "best")
+    assert merged.config.model_type == "t5" and not any("lora" in k for k in merged.state_dict())
+    base = AutoModelForSeq2SeqLM.from_pretrained(tiny_t5_dir).state_dict()
+    assert not all(torch.equal(v, base[k]) for k, v in merged.state_dict().items())
