@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup setup-vllm demo test test-fast bench lint clean
+.PHONY: setup setup-vllm setup-slurm demo test test-fast bench lint clean
 
 setup: $(VENV)/.done
 
@@ -33,10 +33,35 @@ $(VENV_VLLM)/.done: constraints.txt
 	$(VENV_VLLM)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
 	touch $@
 
-demo: setup
-	$(PY) -m sampling.demo
+# The real-Slurm test tier (tests/test_slurm_cluster.py starts private munged/slurmctld/slurmd daemons)
+# needs slurm-wlm and munge: installed here with apt-get when sbatch is missing and we are root.
+setup-slurm:
+	@if command -v sbatch >/dev/null && PATH="$$PATH:/usr/sbin:/sbin" command -v slurmd >/dev/null \
+	    && PATH="$$PATH:/usr/sbin:/sbin" command -v munged >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "setup-slurm: installing slurm-wlm and munge with apt-get"; \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm munge) >/dev/null \
+	    || echo "setup-slurm: apt-get failed; the real-Slurm tests will be skipped" >&2; \
+	else \
+	  echo "setup-slurm: Slurm is missing and this is not root with apt-get; install slurm-wlm and munge" \
+	       "(sudo apt-get install slurm-wlm munge) or the real-Slurm tests will be skipped" >&2; \
+	fi
 
-test: setup setup-vllm
+# Both pipelines through slurm/pipeline.sh --local with the demo recipes (configs/demo), then the tables.
+# REFINER's warm start also reads critic_data's refinement records (finetune --noisy; README, REFINER).
+DEMO_DIR ?= outputs/demo
+DEMO_PIPELINES ?= all
+DEMO_REFINER_LIMIT ?= 100
+demo: setup
+	$(PY) -m sampling.demo corpus $(DEMO_DIR)/corpus.jsonl
+	RUN_DIR=$(DEMO_DIR) LOG_DIR=$(DEMO_DIR)/logs CONFIG_DIR=configs/demo PYTHON=$(abspath $(PY)) \
+	  CORPUS=$(DEMO_DIR)/corpus.jsonl DATASETS=gsm_symbolic PREFILTER_ARRAY=0-0 EXTRACT_ARRAY=0-0 SCORE_ARRAY=0-0 \
+	  REFINER_DIR=$(DEMO_DIR)/refiner-mwp REFINER_PREDICT_ARGS="--limit $(DEMO_REFINER_LIMIT)" \
+	  REFINER_WARMSTART_ARGS="--noisy $(DEMO_DIR)/refiner-mwp/critic_data/refine" \
+	  bash slurm/pipeline.sh $(DEMO_PIPELINES) --local
+	$(PY) -m sampling.demo report $(DEMO_DIR) $(DEMO_DIR)/refiner-mwp
+
+test: setup setup-vllm setup-slurm
 	$(PY) -m pytest
 
 test-fast: setup

@@ -1,16 +1,19 @@
 #!/bin/bash
 # Submit a whole pipeline as a Slurm job chain, or run it here, one stage after another.
 #
-#   slurm/pipeline.sh rationalyst [--local]
+#   slurm/pipeline.sh rationalyst|refiner|all [--local]
 #
 # Submission: `sbatch --parsable`, each stage `--dependency=afterok:<previous>` and
 # `--kill-on-invalid-dep=yes` (a failed stage cancels its dependents instead of leaving them
 # pending forever). Arrays for the sharded stages; override a stage's array with e.g.
 # PREFILTER_ARRAY=0-15. --local runs the same sbatch files with bash, array indices in a loop.
 # Resubmitting resumes: finished shards are skipped, unfinished ones continue.
-# Knobs: RUN_DIR (outputs), CONFIG_DIR (recipes; configs/paper by default), FAMILIES (web,datasets),
-# and every knob the sbatch files read (MODEL, BACKEND, CORPUS, <STAGE>_ARGS, ...).
-# REFINER's chain comes with its stages.
+# Knobs: RUN_DIR (outputs), CONFIG_DIR (recipes; configs/paper by default), LOG_DIR (job logs; logs),
+# FAMILIES (web,datasets), BENCHMARKS (the inference recipe's), HEURISTICS (rationalyst,random),
+# INFERENCE_SHARDS (1): the inference array is their product; CRITICS (critic,oracle); SBATCH_ARGS
+# (extra sbatch options for every job, e.g. "--partition=gpu --account=me") and <STAGE>_SBATCH_ARGS
+# for one stage (e.g. EXTRACT_RATIONALES_SBATCH_ARGS="--gres=gpu:4"), and every knob the sbatch files
+# read (MODEL, BACKEND, CORPUS, <STAGE>_ARGS, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pipeline="${1:-}"; shift || true
@@ -21,19 +24,47 @@ for arg in "$@"; do
     *) echo "unknown option $arg" >&2; exit 2 ;;
   esac
 done
-case "$pipeline" in
-  rationalyst|all) ;;
-  refiner) echo "the REFINER chain is not there yet (its stages are being built)" >&2; exit 2 ;;
-  *) echo "usage: slurm/pipeline.sh rationalyst|all [--local]" >&2; exit 2 ;;
-esac
-export RUN_DIR="${RUN_DIR:-runs/rationalyst}" CONFIG_DIR="${CONFIG_DIR-configs/paper}"
-mkdir -p logs "$RUN_DIR"
-IFS=, read -r -a families <<< "${FAMILIES:-web,datasets}"
+export RUN_DIR="${RUN_DIR:-runs/rationalyst}" CONFIG_DIR="${CONFIG_DIR-configs/paper}" LOG_DIR="${LOG_DIR:-logs}"
+export REFINER_DIR="${REFINER_DIR:-runs/refiner-${TASK:-mwp}}"     # (slurm/lib/refiner.sh has the same default)
+mkdir -p "$LOG_DIR"
 
-array_of() {  # the stage's array: <NAME>_ARRAY, else its #SBATCH --array, else none
-  local file=$1 name; name=$(basename "$file" .sbatch); name=${name#*_}; name=${name%%_*}
-  local var="${name^^}_ARRAY"
-  if [[ -n "${!var:-}" ]]; then echo "${!var}"; return; fi
+# A pipeline is a list of stages: "FILE [VAR=VALUE...]". A stage written "+FILE ..." runs side by
+# side with the one before it (same dependencies); the next stage waits for both.
+rationalyst_stages() {
+  local fams fam first=true
+  IFS=, read -r -a fams <<< "${FAMILIES:-web,datasets}"
+  echo slurm/10_prefilter.sbatch
+  for fam in "${fams[@]}"; do
+    if $first; then echo "slurm/20_extract_rationales.sbatch FAMILY=$fam"; first=false
+    else echo "+slurm/20_extract_rationales.sbatch FAMILY=$fam"; fi
+  done
+  printf '%s\n' slurm/30_parse_rationales.sbatch slurm/40_score_rationales.sbatch \
+      slurm/50_filter_rationales.sbatch slurm/60_finetune.sbatch slurm/70_inference.sbatch slurm/80_evaluate.sbatch
+}
+refiner_stages() {   # critic data and warm-start records, then the two seq2seq models, REFINER training, prediction
+  printf '%s\n' slurm/110_refiner_examples.sbatch +slurm/120_critic_data.sbatch slurm/130_refiner_warmstart.sbatch \
+      +slurm/140_refiner_critic.sbatch slurm/150_train_refiner.sbatch slurm/160_refiner_predict.sbatch
+}
+
+case "$pipeline" in
+  rationalyst) pipelines=(rationalyst) ;;
+  refiner) pipelines=(refiner) ;;
+  all) pipelines=(rationalyst refiner) ;;
+  *) echo "usage: slurm/pipeline.sh rationalyst|refiner|all [--local]" >&2; exit 2 ;;
+esac
+
+IFS=, read -r -a heuristics <<< "${HEURISTICS:-rationalyst,random}"
+IFS=, read -r -a benchmarks <<< "${BENCHMARKS:-one}"
+export INFERENCE_ARRAY="${INFERENCE_ARRAY:-0-$(( ${#benchmarks[@]} * ${#heuristics[@]} * ${INFERENCE_SHARDS:-1} - 1 ))}"
+IFS=, read -r -a critics <<< "${CRITICS:-critic,oracle}"
+export REFINER_PREDICT_ARRAY="${REFINER_PREDICT_ARRAY:-0-$(( ${#critics[@]} - 1 ))}"
+
+array_of() {  # the stage's array: <STAGE_NAME>_ARRAY or <FIRST_WORD>_ARRAY (SCORE_ARRAY), else its #SBATCH --array
+  local file=$1 name var; name=$(basename "$file" .sbatch); name=${name#*_}
+  for var in "${name^^}_ARRAY" "${name%%_*}_ARRAY"; do
+    var=${var^^}
+    if [[ -n "${!var:-}" ]]; then echo "${!var}"; return; fi
+  done
   sed -n 's/^#SBATCH --array=\([0-9-]*\).*/\1/p' "$file" | head -1
 }
 
@@ -50,40 +81,38 @@ run_local() {  # FILE [VAR=VALUE...]
 submit() {  # DEPENDENCY FILE [VAR=VALUE...]: prints the job id
   local dep=$1 file=$2; shift 2
   local array; array=$(array_of "$file")
-  local exports="ALL,RUN_DIR=$RUN_DIR,CONFIG_DIR=$CONFIG_DIR"
+  local name; name=$(basename "$file" .sbatch); name=${name#*_}; local own="${name^^}_SBATCH_ARGS"
+  local exports="ALL,RUN_DIR=$RUN_DIR,CONFIG_DIR=$CONFIG_DIR,LOG_DIR=$LOG_DIR" log="$LOG_DIR/%x-%j.out"
+  if [[ -n "$array" ]]; then log="$LOG_DIR/%x-%A_%a.out"; fi
   for kv in "$@"; do exports+=",$kv"; done
+  # shellcheck disable=SC2086
   sbatch --parsable --kill-on-invalid-dep=yes ${dep:+--dependency=afterok:$dep} ${array:+--array=$array} \
-      --export="$exports" "$file" | cut -d';' -f1
+      --output="$log" --export="$exports" ${SBATCH_ARGS:-} ${!own:-} "$file" | cut -d';' -f1
 }
 
-stages=(slurm/10_prefilter.sbatch)
-for fam in "${families[@]}"; do stages+=("slurm/20_extract_rationales.sbatch FAMILY=$fam"); done
-stages+=(slurm/30_parse_rationales.sbatch slurm/40_score_rationales.sbatch slurm/50_filter_rationales.sbatch
-         slurm/60_finetune.sbatch)
-
-if $local_run; then
-  for stage in "${stages[@]}"; do
-    read -r -a parts <<< "$stage"
-    echo "== ${parts[*]}"
-    run_local "${parts[@]}"
-  done
-  echo "done: outputs in $RUN_DIR"
-  exit 0
-fi
-
-prev=""
 ids=()
-for stage in "${stages[@]}"; do
-  read -r -a parts <<< "$stage"
-  deps="$prev"
-  if [[ "${parts[0]}" == *20_extract* ]]; then deps="$prefilter_id"; fi   # extraction families run side by side
-  id=$(submit "$deps" "${parts[@]}")
-  ids+=("$id")
-  echo "submitted ${parts[*]} as job $id${deps:+ (after $deps)}"
-  case "${parts[0]}" in
-    *10_prefilter*) prefilter_id=$id; prev=$id ;;
-    *20_extract*) extract_ids="${extract_ids:+$extract_ids:}$id"; prev="$extract_ids" ;;
-    *) prev=$id ;;
-  esac
+for p in "${pipelines[@]}"; do
+  mapfile -t stages < <("${p}_stages")
+  prev="" group_deps="" group_ids=""
+  for stage in "${stages[@]}"; do
+    read -r -a parts <<< "${stage#+}"
+    if $local_run; then
+      echo "== ${parts[*]}"
+      run_local "${parts[@]}"
+      continue
+    fi
+    if [[ "$stage" == +* ]]; then deps="$group_deps"; else deps="$prev"; group_deps="$prev"; group_ids=""; fi
+    id=$(submit "$deps" "${parts[@]}")
+    ids+=("$id")
+    group_ids="${group_ids:+$group_ids:}$id"
+    prev="$group_ids"
+    echo "submitted ${parts[*]} as job $id${deps:+ (after $deps)}"
+  done
 done
-echo "outputs: $RUN_DIR   logs: logs/<stage>-<job>_<task>.out   cancel all: scancel ${ids[*]}"
+outputs=""
+for p in "${pipelines[@]}"; do
+  if [[ $p == rationalyst ]]; then outputs+=" $RUN_DIR"; else outputs+=" $REFINER_DIR"; fi
+done
+if $local_run; then echo "done: outputs in$outputs"; exit 0; fi
+echo "outputs:$outputs   logs: $LOG_DIR/<stage>-<job>[_<task>].out   watch: squeue -j $(IFS=,; echo "${ids[*]}")"
+echo "cancel all: scancel ${ids[*]}"

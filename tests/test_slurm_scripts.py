@@ -1,31 +1,21 @@
 """The sbatch files and slurm/pipeline.sh --local run unchanged without Slurm: the whole RATIONALYST chain
-on tiny models, with the demo recipes. Submitting to a real single-node Slurm is the Slurm issue's tier."""
+(data stages, fine-tune, inference per heuristic, evaluation) on tiny models, with the demo recipes.
+Submitting to a real single-node Slurm is tests/test_slurm_cluster.py."""
 
 import json
-import os
 import subprocess
 
 import pytest
 
 from tests.conftest import REPO
-from tests.test_prefilter import mixed_corpus
+from tests.slurm_cluster import pipeline, tiny_chain_env, tiny_refiner_env
 
 
 @pytest.mark.slow
 def test_rationalyst_chain_with_pipeline_local(tiny_llama_dir, tmp_path):
-    mixed_corpus(tmp_path / "corpus.jsonl", n_prose=6, n_reasoning=4)
     run_dir = tmp_path / "run"
-    env = dict(os.environ, RUN_DIR=str(run_dir), HF_HUB_OFFLINE="1", PROCSUP_CACHE=str(tmp_path / "cache"),
-               CONFIG_DIR="configs/demo", CORPUS=str(tmp_path / "corpus.jsonl"), MODEL=tiny_llama_dir,
-               DATASETS="gsm_symbolic", PREFILTER_ARRAY="0-1", PREFILTER_ARGS="--reference-limit 50",
-               EXTRACT_ARRAY="0-0", SCORE_ARRAY="0-1",
-               EXTRACT_RATIONALES_ARGS="--limit-per-dataset 2 --max-steps 3 --step-max-tokens 4",
-               FILTER_RATIONALES_ARGS="--tau -1000 --dev-fraction 0.3",
-               FINETUNE_ARGS="--epochs 1 --batch-size 2 --grad-accum 1")
-    if (REPO / ".venv").exists():
-        env["PYTHON"] = str(REPO / ".venv" / "bin" / "python")
-    done = subprocess.run(["bash", "slurm/pipeline.sh", "rationalyst", "--local"], cwd=REPO, env=env,
-                          capture_output=True, text=True)
+    env = tiny_chain_env(tmp_path, tiny_llama_dir, run_dir)
+    done = pipeline(env, "rationalyst", "--local")
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     assert "job local task 1" in done.stdout                          # the prefilter array ran as 2 tasks
     counts = {d: json.loads((run_dir / d / "manifest.json").read_text())["counts"]
@@ -35,6 +25,21 @@ def test_rationalyst_chain_with_pipeline_local(tiny_llama_dir, tmp_path):
     assert counts["extract_datasets"]["out"] == 2 and counts["parsed"]["out"] == counts["scored"]["out"] > 0
     assert counts["filtered"]["kept"] == counts["scored"]["out"]          # tau -1000 keeps everything
     assert (run_dir / "rationalyst_model" / "final" / "config.json").exists()
+    # one inference run per heuristic (an array task each), with the fine-tuned rationale model, then the report
+    for heuristic in ("rationalyst", "random"):
+        manifest = json.loads((run_dir / "inference" / f"gsm_symbolic-{heuristic}" / "manifest.json").read_text())
+        assert manifest["counts"]["out"] == 4 and manifest["config"]["heuristic"] == heuristic
+    rationalyst = json.loads((run_dir / "inference" / "gsm_symbolic-rationalyst" / "manifest.json").read_text())
+    assert rationalyst["config"]["rationale_model"] == str(run_dir / "rationalyst_model" / "final")
+    report = (run_dir / "report" / "report.md").read_text()
+    assert "| gsm_symbolic | rationalyst | 4 |" in report and "| gsm_symbolic | random | 4 |" in report
+    assert "random − rationalyst" in report                            # the paired comparison
+    # the demo's tables come from the run directory alone
+    shown = subprocess.run([env["PYTHON"], "-m", "sampling.demo", "report", str(run_dir)], cwd=REPO, env=env,
+                           capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    assert "| prefilter " in shown.stdout and "| filter " in shown.stdout and report in shown.stdout
+
     # a rerun of an array task resumes: its finished shard is skipped before any model is loaded;
     # the same stage outside the array (1 shard, not 2) is refused rather than mixed in
     task = dict(env, SLURM_ARRAY_TASK_ID="1", SLURM_ARRAY_TASK_COUNT="2")
@@ -44,3 +49,34 @@ def test_rationalyst_chain_with_pipeline_local(tiny_llama_dir, tmp_path):
     other = subprocess.run(["bash", "slurm/40_score_rationales.sbatch"], cwd=REPO, env=env, capture_output=True,
                            text=True)
     assert other.returncode != 0 and "num_shards" in other.stdout + other.stderr
+    assert "FAILED (exit" in other.stdout                             # the log's last line names the failure
+    # finished stages are skipped on a rerun of the whole chain (the fine-tune by its metrics.json)
+    rerun = pipeline(env, "rationalyst", "--local")
+    assert rerun.returncode == 0 and "rationalyst_model/metrics.json exists: finished; skipping" in rerun.stdout
+
+
+def test_pipeline_usage(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "RUN_DIR": str(tmp_path / "run"), "LOG_DIR": str(tmp_path / "logs")}
+    for args, message in ((["nonsense"], "usage: slurm/pipeline.sh rationalyst|refiner|all"),
+                          (["rationalyst", "--locl"], "unknown option --locl")):
+        bad = subprocess.run(["bash", "slurm/pipeline.sh", *args], cwd=REPO, env=env, capture_output=True, text=True)
+        assert bad.returncode == 2 and message in bad.stderr
+
+
+@pytest.mark.slow
+def test_refiner_chain_with_pipeline_local(tiny_t5_dir, tmp_path):
+    refiner_dir = tmp_path / "refiner"
+    env = dict(tiny_chain_env(tmp_path, "not-this-model", tmp_path / "run"),
+               **tiny_refiner_env(tmp_path, tiny_t5_dir, refiner_dir), FINETUNE_ARGS="--this-would-fail")
+    done = pipeline(env, "refiner", "--local")
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    critic_data = json.loads((refiner_dir / "critic_data" / "manifest.json").read_text())
+    assert critic_data["config"]["task"] == "mwp" and critic_data["counts"]["critic"] > 6
+    for model in ("warmstart", "critic"):                          # REFINER_*_ARGS, not FINETUNE_ARGS
+        assert (refiner_dir / model / "metrics.json").exists() and (refiner_dir / model / "final").is_dir()
+    assert (refiner_dir / "refiner" / "best").is_dir()
+    for critic in ("critic", "oracle"):                            # one array task per critic
+        predict = json.loads((refiner_dir / f"predict-{critic}" / "manifest.json").read_text())
+        assert predict["counts"]["out"] == 3
+        expected = str(refiner_dir / "critic" / "final") if critic == "critic" else "oracle"
+        assert predict["config"]["critic"] == expected
