@@ -48,6 +48,8 @@ def build_corpus(path: Path) -> None:
 
 def report(run_dir: Path) -> str:
     """The data chain's counts table, the highest-gain rationales, then the evaluation table."""
+    if not (run_dir / "prefilter" / "manifest.json").exists():
+        return f"RATIONALYST: no outputs in {run_dir} (not run)"
     lines = [f"RATIONALYST data chain ({run_dir})",
              f"| {'stage':18} | {'in':>4} | {'out':>5} | {'s':>5} | notes",
              f"|{'-' * 20}|{'-' * 6}|{'-' * 7}|{'-' * 7}|------"]
@@ -85,7 +87,10 @@ def refiner_report(refiner_dir: Path) -> str:
     for metrics in sorted(refiner_dir.glob("predict-*/metrics.json")):
         m = json.loads(metrics.read_text())
         lines += [f"REFINER {m['task']}, critic {m['critic']} ({metrics.parent})", format_table(m["turns"]), ""]
-    return "\n".join(lines)
+    if lines and "REFINER mwp" in lines[0]:
+        lines.append("paper, SVAMP equation EM (refiner.md 8.1; UQA-T5-base trained on a GPU): turn 0 34.1, "
+                     "trained critic 47.2, oracle (T = 3) 66.0")
+    return "\n".join(lines) if lines else f"REFINER: no predictions in {refiner_dir} (not run)"
 
 
 def main(argv: list[str] | None = None) -> int:

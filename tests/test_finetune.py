@@ -99,3 +99,19 @@ def test_seq2seq_labels_have_no_start_token_and_end_with_eos(tiny_tokenizer):
     tiny = finetune.target_ids(tiny_tokenizer, "No hint.", 64)             # this one adds BOS and no EOS
     assert tiny[0] != tiny_tokenizer.bos_token_id and tiny[-1] == tiny_tokenizer.eos_token_id
     assert len(finetune.target_ids(tiny_tokenizer, "No hint. " * 50, 8)) == 8
+
+
+def test_freeze_encoder_trains_the_decoder_only(tiny_t5_dir, tmp_path):
+    data = write(tmp_path / "train.jsonl", ROWS)
+    out = tmp_path / "frozen"
+    args = ["--train", data, "--output", str(out), "--model", tiny_t5_dir, "--prompt-field", "input",
+            "--target-field", "target", "--epochs", "1", "--batch-size", "3", "--grad-accum", "1", "--lr", "1e-2",
+            "--freeze-encoder", "true"]
+    assert finetune.main(args + ["--mode", "seq2seq"]) == 0
+    from transformers import AutoModelForSeq2SeqLM
+    trained = AutoModelForSeq2SeqLM.from_pretrained(out / "final").state_dict()
+    base = AutoModelForSeq2SeqLM.from_pretrained(tiny_t5_dir).state_dict()
+    assert all(torch.equal(trained[k], base[k]) for k in base if k.startswith("encoder."))
+    assert not all(torch.equal(trained[k], base[k]) for k in base if k.startswith("decoder.block"))
+    with pytest.raises(SystemExit, match="seq2seq"):
+        finetune.main(args + ["--mode", "causal", "--output", str(tmp_path / "causal")])

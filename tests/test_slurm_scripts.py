@@ -80,3 +80,9 @@ def test_refiner_chain_with_pipeline_local(tiny_t5_dir, tmp_path):
         assert predict["counts"]["out"] == 3
         expected = str(refiner_dir / "critic" / "final") if critic == "critic" else "oracle"
         assert predict["config"]["critic"] == expected
+    # `make demo DEMO_PIPELINES=refiner`: the report prints REFINER's per-turn tables without RATIONALYST outputs
+    shown = subprocess.run([env["PYTHON"], "-m", "sampling.demo", "report", str(tmp_path / "run"), str(refiner_dir)],
+                           cwd=REPO, env=env, capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    assert "RATIONALYST: no outputs" in shown.stdout and "REFINER mwp, critic oracle" in shown.stdout
+    assert "equation_em" in shown.stdout and "oracle (T = 3) 66.0" in shown.stdout

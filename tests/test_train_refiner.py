@@ -100,3 +100,14 @@ def test_lora_trains_and_saves_a_merged_model(data, tiny_t5_dir, tmp_path):
     assert merged.config.model_type == "t5" and not any("lora" in k for k in merged.state_dict())
     base = AutoModelForSeq2SeqLM.from_pretrained(tiny_t5_dir).state_dict()
     assert not all(torch.equal(v, base[k]) for k, v in merged.state_dict().items())
+
+
+def test_a_frozen_encoder_keeps_the_warm_start_weights(data, tiny_t5_dir, tmp_path):
+    out = tmp_path / "frozen"
+    assert train_refiner.main(cfg_for(data, tiny_t5_dir, out, "--epochs", "1", "--lr", "1e-2", "--turns", "2",
+                                      "--freeze-encoder", "true")) == 0
+    from transformers import AutoModelForSeq2SeqLM
+    trained = AutoModelForSeq2SeqLM.from_pretrained(out / "best").state_dict()
+    base = AutoModelForSeq2SeqLM.from_pretrained(tiny_t5_dir).state_dict()
+    assert all(torch.equal(trained[k], base[k]) for k in base if k.startswith("encoder."))
+    assert not all(torch.equal(trained[k], base[k]) for k in base if k.startswith("decoder.block"))

@@ -67,6 +67,8 @@ class FinetuneConfig:
     precision: str = option("auto", "'auto' (bf16 on a GPU that has it, else fp32), 'bf16', 'fp32'")
     seed: int = option(42, "seed for data order and initialisation")
     gradient_checkpointing: bool = option(False, "trade compute for memory")
+    freeze_encoder: bool = option(False, "seq2seq: keep the encoder's weights fixed (the MiniLM encoder-decoders: "
+                                         "training it with a new cross-attention collapses its outputs)")
 
 
 # ----------------------------------------------------------------------------- examples
@@ -140,6 +142,8 @@ def load_model(cfg: FinetuneConfig):
     model = auto.from_pretrained(path, dtype=torch.float32)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
+    if cfg.freeze_encoder:
+        model.get_encoder().requires_grad_(False)
     if cfg.lora:
         from peft import LoraConfig, TaskType, get_peft_model
         task = TaskType.CAUSAL_LM if cfg.mode == "causal" else TaskType.SEQ_2_SEQ_LM
@@ -165,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--mode must be 'causal' or 'seq2seq'")
     if not cfg.train or not cfg.output:
         raise SystemExit("--train and --output are required")
+    if cfg.freeze_encoder and cfg.mode != "seq2seq":
+        raise SystemExit("--freeze-encoder is for --mode seq2seq")
     setup_logging()
     from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
     set_seed(cfg.seed)

@@ -72,6 +72,7 @@ class TrainRefinerConfig(StageConfig):
     lora_r: int = option(8, "LoRA rank")
     lora_alpha: int = option(32, "LoRA alpha")
     lora_dropout: float = option(0.1, "LoRA dropout")
+    freeze_encoder: bool = option(False, "keep the encoder's weights fixed (as training.finetune --freeze-encoder)")
     device: str = option("auto", "cpu, cuda or auto")
 
 
@@ -167,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_2_SEQ_LM, r=cfg.lora_r,
                                                  lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                                                  target_modules="all-linear"))
+    if cfg.freeze_encoder:
+        model.get_encoder().requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, eps=1e-8, weight_decay=0.0)
     steps_per_epoch = math.ceil(len(train) / (cfg.batch_size * cfg.grad_accum))
