@@ -80,6 +80,6 @@ def test_scoring_is_equivalence_not_eval(prediction, gold, want):
 
 
 def test_never_evaluates_text():
-    # would be True under eval(); here it is a string that is not a plain rational
+    # would be True if run as Python; here it is a string that is not a plain rational
     assert not m.is_correct("2+2", "4") and not m.is_correct("__import__('os')", "0")
     assert m.states_answer("Hence $x = \\boxed{4}$.") and not m.states_answer("Subtract 3 from both sides.")
