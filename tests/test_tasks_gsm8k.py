@@ -1,6 +1,6 @@
 import pytest
 
-from common.tasks import get_task, gsm8k
+from common.tasks import get_task, gsm8k, system_prompt
 from common.tasks.answers import normalize_number
 from tests.conftest import shared_data
 
@@ -62,4 +62,4 @@ def test_inference_interface():
     ex = {"question": "Tom has 3 boxes of 4. How many?", "solution": "3*4=<<3*4=12>>12\nSo 12 in all\n#### 12"}
     assert gsm8k.prefix(ex) == "Question: Tom has 3 boxes of 4. How many?\nAnswer:"
     assert gsm8k.shot_steps(ex) == ["3*4=12.", "So 12 in all.", "The answer is: 12."]   # rationalyst.md 6.2
-    assert gsm8k.system_prompt(ex) is None and gsm8k.predict("The answer is: 12.", ex, "strict") == "12"
+    assert system_prompt(gsm8k, ex) is None and gsm8k.predict("The answer is: 12.", ex, "strict") == "12"

@@ -192,14 +192,6 @@ def shot_pool(path: str | Path | None = None) -> list[dict]:
     return load("train", path, skip_unanswered=True)
 
 
-def shot_key(example: dict) -> str:
-    return ""
-
-
-def system_prompt(example: dict) -> str:
-    return SYSTEM
-
-
 def prefix(example: dict) -> str:
     return f"Question: {example['question']}\nAnswer:"
 

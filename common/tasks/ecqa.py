@@ -66,13 +66,5 @@ def shot_pool(path: str | Path | None = None) -> list[dict]:
     return pool
 
 
-def shot_key(example: dict) -> str:
-    return ""
-
-
-def system_prompt(example: dict) -> str:
-    return SYSTEM
-
-
 def prefix(example: dict) -> str:
     return choice.prefix(example["question"], example["choices"])

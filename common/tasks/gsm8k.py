@@ -70,14 +70,6 @@ def shot_pool(path: str | Path | None = None) -> list[dict]:
     return load("train", path)
 
 
-def shot_key(example: dict) -> str:
-    return ""
-
-
-def system_prompt(example: dict) -> str | None:
-    return None  # 6.2: GSM8K has no system prompt
-
-
 def prefix(example: dict) -> str:
     return f"Question: {example['question']}\nAnswer:"
 

@@ -95,14 +95,6 @@ def shot_pool(path: str | Path | None = None) -> list[dict]:
     return SHOTS
 
 
-def shot_key(example: dict) -> str:
-    return ""
-
-
-def system_prompt(example: dict) -> str:
-    return SYSTEM
-
-
 def prefix(example: dict) -> str:
     """6.2's layout (the reference ended it with "Answer: ", a trailing space; dropped here)."""
     return ("Question: Based on the context information, is the following statement true, false, or unknown? "
