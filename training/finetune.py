@@ -142,14 +142,20 @@ def load_model(cfg: FinetuneConfig):
     model = auto.from_pretrained(path, dtype=torch.float32)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
-    if cfg.freeze_encoder:
-        model.get_encoder().requires_grad_(False)
+    return trainable(model, cfg, seq2seq=cfg.mode == "seq2seq"), tok
+
+
+def trainable(model, cfg, seq2seq: bool):
+    """LoRA adapters on every linear layer (cfg.lora, lora_r, lora_alpha, lora_dropout), then the encoder
+    fixed, adapters included (cfg.freeze_encoder); shared with training.train_refiner."""
     if cfg.lora:
         from peft import LoraConfig, TaskType, get_peft_model
-        task = TaskType.CAUSAL_LM if cfg.mode == "causal" else TaskType.SEQ_2_SEQ_LM
+        task = TaskType.SEQ_2_SEQ_LM if seq2seq else TaskType.CAUSAL_LM
         model = get_peft_model(model, LoraConfig(task_type=task, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                                                  lora_dropout=cfg.lora_dropout, target_modules="all-linear"))
-    return model, tok
+    if cfg.freeze_encoder:
+        model.get_encoder().requires_grad_(False)
+    return model
 
 
 def use_bf16(precision: str) -> bool:

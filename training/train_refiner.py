@@ -42,7 +42,7 @@ from common.refiner_format import refine_input
 from common.seq2seq import encode, generate, load_seq2seq
 from common.stage import log, setup_logging, stage_manifest
 from common.tasks import refiner as refiner_tasks
-from training.finetune import IGNORE, target_ids
+from training.finetune import IGNORE, target_ids, trainable
 from training.refiner_examples import split
 
 
@@ -163,13 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(cfg.seed)
     model, tok = load_seq2seq(cfg.model, pick_device(cfg.device))   # refiner.md 9: the reference ignored it
     log.info("train_refiner: warm start from %s (%s)", cfg.model, type(model).__name__)
-    if cfg.lora:
-        from peft import LoraConfig, TaskType, get_peft_model
-        model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_2_SEQ_LM, r=cfg.lora_r,
-                                                 lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                                                 target_modules="all-linear"))
-    if cfg.freeze_encoder:
-        model.get_encoder().requires_grad_(False)
+    model = trainable(model, cfg, seq2seq=True)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, eps=1e-8, weight_decay=0.0)
     steps_per_epoch = math.ceil(len(train) / (cfg.batch_size * cfg.grad_accum))
