@@ -26,10 +26,11 @@ def alive(pid: int) -> bool:
 
 def run_job(script: str, tmp_path, **env) -> subprocess.CompletedProcess:
     """SCRIPT after sourcing the two libraries, as an sbatch file would, under plain bash."""
-    full = f'source slurm/lib/common.sh\nsource slurm/lib/vllm.sh\n{script}'
+    full = f"source slurm/lib/common.sh\nsource slurm/lib/vllm.sh\n{script}"
     base = {k: v for k, v in os.environ.items() if k not in ("OPENAI_BASE_URL", "CUDA_VISIBLE_DEVICES")}
-    env = dict(base, RUN_DIR=str(tmp_path / "run"), LOG_DIR=str(tmp_path / "logs"), CONFIG_DIR="",
-               PYTHON=sys.executable, **env)
+    env = dict(
+        base, RUN_DIR=str(tmp_path / "run"), LOG_DIR=str(tmp_path / "logs"), CONFIG_DIR="", PYTHON=sys.executable, **env
+    )
     return subprocess.run(["bash", "-c", full], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
 
 
@@ -56,38 +57,62 @@ def test_servers_per_gpu_group_with_tensor_parallel(tmp_path):
         (fake / d / "__init__.py").write_text("")
     (fake / "vllm" / "entrypoints" / "openai" / "api_server.py").write_text(STAND_IN)
     record = tmp_path / "record.jsonl"
-    done = run_job('vllm_start tiny-model served-name\necho "URLS=$OPENAI_BASE_URL"\n'
-                   'vllm_start other-model other RATIONALE_BASE_URL\necho "RATIONALE=$RATIONALE_BASE_URL"\n'
-                   'echo "PIDS=${VLLM_PIDS[*]}"', tmp_path, VLLM_PYTHON=sys.executable, PYTHONPATH=str(fake),
-                   RECORD=str(record), CUDA_VISIBLE_DEVICES="4,5,6,7,8", VLLM_GPUS_PER_SERVER="2",
-                   VLLM_PORT=str(free_port()))
+    done = run_job(
+        'vllm_start tiny-model served-name\necho "URLS=$OPENAI_BASE_URL"\n'
+        'vllm_start other-model other RATIONALE_BASE_URL\necho "RATIONALE=$RATIONALE_BASE_URL"\n'
+        'echo "PIDS=${VLLM_PIDS[*]}"',
+        tmp_path,
+        VLLM_PYTHON=sys.executable,
+        PYTHONPATH=str(fake),
+        RECORD=str(record),
+        CUDA_VISIBLE_DEVICES="4,5,6,7,8",
+        VLLM_GPUS_PER_SERVER="2",
+        PROCSUP_VLLM_PORT=str(free_port()),
+    )
     assert done.returncode == 0, done.stdout + done.stderr
-    out = dict(line.split("=", 1) for line in done.stdout.splitlines()
-               if line.split("=")[0] in ("URLS", "RATIONALE", "PIDS"))
+    out = dict(
+        line.split("=", 1) for line in done.stdout.splitlines() if line.split("=")[0] in ("URLS", "RATIONALE", "PIDS")
+    )
     urls = out["URLS"].split(",")
-    assert len(urls) == 2 and len(set(urls)) == 2 and all(u.startswith("http://127.0.0.1:") and u.endswith("/v1")
-                                                         for u in urls)
+    assert (
+        len(urls) == 2
+        and len(set(urls)) == 2
+        and all(u.startswith("http://127.0.0.1:") and u.endswith("/v1") for u in urls)
+    )
     assert len(out["RATIONALE"].split(",")) == 2 and not set(out["RATIONALE"].split(",")) & set(urls)
     starts = [json.loads(line) for line in record.read_text().splitlines()]
-    assert sorted(s["gpus"] for s in starts) == ["4,5", "4,5", "6,7", "6,7"]    # GPU 8 is left over
+    assert sorted(s["gpus"] for s in starts) == ["4,5", "4,5", "6,7", "6,7"]  # GPU 8 is left over
     for s in starts:
         assert s["argv"][s["argv"].index("--tensor-parallel-size") + 1] == "2"
-    assert sorted(s["argv"][s["argv"].index("--served-model-name") + 1] for s in starts) == \
-        ["other", "other", "served-name", "served-name"]
+    assert sorted(s["argv"][s["argv"].index("--served-model-name") + 1] for s in starts) == [
+        "other",
+        "other",
+        "served-name",
+        "served-name",
+    ]
     time.sleep(0.5)
-    assert not any(alive(int(p)) for p in out["PIDS"].split())                  # stopped with the shell
+    assert not any(alive(int(p)) for p in out["PIDS"].split())  # stopped with the shell
 
 
 def test_no_servers_when_urls_are_given(tmp_path):
-    done = run_job('vllm_start tiny-model\necho "URLS=$OPENAI_BASE_URL"', tmp_path,
-                   OPENAI_BASE_URL="http://a:1/v1,http://b:2/v1", VLLM_PYTHON="/nonexistent")
+    done = run_job(
+        'vllm_start tiny-model\necho "URLS=$OPENAI_BASE_URL"',
+        tmp_path,
+        OPENAI_BASE_URL="http://a:1/v1,http://b:2/v1",
+        VLLM_PYTHON="/nonexistent",
+    )
     assert done.returncode == 0 and "URLS=http://a:1/v1,http://b:2/v1" in done.stdout
     assert "using those servers" in done.stdout
 
 
 def test_a_server_that_dies_fails_the_job_with_its_log(tmp_path):
-    done = run_job('vllm_start tiny-model', tmp_path, VLLM_PYTHON=sys.executable, VLLM_PORT=str(free_port()),
-                   PYTHONPATH=str(tmp_path))                                    # no vllm module there
+    done = run_job(
+        "vllm_start tiny-model",
+        tmp_path,
+        VLLM_PYTHON=sys.executable,
+        PROCSUP_VLLM_PORT=str(free_port()),
+        PYTHONPATH=str(tmp_path),
+    )  # no vllm module there
     assert done.returncode == 1 and "exited; last lines of its log" in done.stdout
     assert "No module named 'vllm'" in done.stderr
 
@@ -100,17 +125,25 @@ def test_two_real_servers_on_cpu_serve_in_rotation(smollm2_dir, tmp_path):
         if os.environ.get("CI"):
             pytest.fail(".venv-vllm is missing in CI: `make test` should have built it (make setup-vllm)")
         pytest.skip(".venv-vllm is missing: run `make setup-vllm`")
-    client = (f'"$PYTHON" -c "from common.llm.openai import OpenAIBackend; '
-              f'outs = OpenAIBackend(model=\'{SERVED}\').generate([\'The capital of France is\'] * 4, max_tokens=4); '
-              'print(\'errors\', sum(o.error is not None for o in outs))"')
-    done = run_job(f'vllm_start {SERVED}\necho "URLS=$OPENAI_BASE_URL"\necho "PIDS=${{VLLM_PIDS[*]}}"\n{client}',
-                   tmp_path, VLLM_PYTHON=str(python), VLLM_NUM_SERVERS="2", VLLM_PORT=str(free_port()),
-                   VLLM_ARGS="--max-model-len 2048 --dtype float32 --enforce-eager", VLLM_CPU_KVCACHE_SPACE="1",
-                   HF_HUB_OFFLINE="1")
+    client = (
+        f'"$PYTHON" -c "from common.llm.openai import OpenAIBackend; '
+        f"outs = OpenAIBackend(model='{SERVED}').generate(['The capital of France is'] * 4, max_tokens=4); "
+        "print('errors', sum(o.error is not None for o in outs))\""
+    )
+    done = run_job(
+        f'vllm_start {SERVED}\necho "URLS=$OPENAI_BASE_URL"\necho "PIDS=${{VLLM_PIDS[*]}}"\n{client}',
+        tmp_path,
+        VLLM_PYTHON=str(python),
+        VLLM_NUM_SERVERS="2",
+        PROCSUP_VLLM_PORT=str(free_port()),
+        VLLM_ARGS="--max-model-len 2048 --dtype float32 --enforce-eager",
+        VLLM_CPU_KVCACHE_SPACE="1",
+        HF_HUB_OFFLINE="1",
+    )
     logs = sorted((tmp_path / "logs").glob("vllm-*.log"))
     assert done.returncode == 0, done.stdout + done.stderr + "".join(p.read_text()[-2000:] for p in logs)
     out = dict(line.split("=", 1) for line in done.stdout.splitlines() if line.split("=")[0] in ("URLS", "PIDS"))
     assert len(set(out["URLS"].split(","))) == 2 and "errors 0" in done.stdout
-    assert len(logs) == 2 and all("/v1/completions" in p.read_text() for p in logs)   # both servers answered
+    assert len(logs) == 2 and all("/v1/completions" in p.read_text() for p in logs)  # both servers answered
     time.sleep(1)
     assert not any(alive(int(p)) for p in out["PIDS"].split())

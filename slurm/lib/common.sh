@@ -38,7 +38,5 @@ opt() { if [[ -n "${2:-}" ]]; then printf '%s\n%s\n' "$1" "$2"; fi; }
 # recipe_value STAGE KEY [OVERRIDE]: OVERRIDE if set, else KEY from $CONFIG_DIR/STAGE.yaml, else empty.
 recipe_value() {
   if [[ -n "${3:-}" ]]; then echo "$3"; return; fi
-  [[ -n "$CONFIG_DIR" && -f "$CONFIG_DIR/$1.yaml" ]] || return 0
-  "$PYTHON" -c "import sys, yaml; print((yaml.safe_load(open(sys.argv[1])) or {}).get(sys.argv[2], ''))" \
-      "$CONFIG_DIR/$1.yaml" "$2"
+  CONFIG_DIR="$CONFIG_DIR" "$PYTHON" -m common.slurm recipe-value "$1" "$2"
 }
