@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 import sysconfig
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 GSM8K = REPO.parent / "shared" / "data" / "gsm8k" / "train.jsonl"
 
 
@@ -40,8 +38,16 @@ def time_interleaved(methods: dict, repeats: int) -> dict[str, float]:
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def report(unit: str, n: int, fast: float, naive: float, naive_tokens: int, shared_tokens: int,
-           fast_name: str = "shared prefix", naive_name: str = "full forwards") -> None:
+def report(
+    unit: str,
+    n: int,
+    fast: float,
+    naive: float,
+    naive_tokens: int,
+    shared_tokens: int,
+    fast_name: str = "shared prefix",
+    naive_name: str = "full forwards",
+) -> None:
     ratio, bound = naive / fast, naive_tokens / shared_tokens
     print(f"{fast_name:14}: {n / fast:8.2f} {unit}/s  ({fast:.2f} s)")
     print(f"{naive_name:14}: {n / naive:8.2f} {unit}/s  ({naive:.2f} s)")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from benchlib import report, time_interleaved, token_source  # puts the repository on sys.path
+from benchlib import report, time_interleaved, token_source
 
 from common.llm.hf import HFBackend
 
@@ -21,10 +21,10 @@ def make_pairs(tok, groups: int, k: int, prefix_tokens: int, cont_tokens: int):
     ids = token_source(tok, groups * (prefix_tokens + k * cont_tokens))
     pairs, pos = [], 0
     for _ in range(groups):
-        prefix = tok.decode(ids[pos:pos + prefix_tokens])
+        prefix = tok.decode(ids[pos : pos + prefix_tokens])
         pos += prefix_tokens
         for _ in range(k):
-            pairs.append((prefix, tok.decode(ids[pos:pos + cont_tokens])))
+            pairs.append((prefix, tok.decode(ids[pos : pos + cont_tokens])))
             pos += cont_tokens
     return pairs
 
@@ -54,8 +54,10 @@ def main() -> None:
         llm.score(pairs)
 
     t = time_interleaved({"shared": lambda: run(True), "naive": lambda: run(False)}, args.repeats)
-    print(f"model {args.model} on {llm.device}; {args.groups} prefixes x k={args.k}; "
-          f"prefix ~{args.prefix_tokens} tokens, continuation ~{args.cont_tokens} tokens")
+    print(
+        f"model {args.model} on {llm.device}; {args.groups} prefixes x k={args.k}; "
+        f"prefix ~{args.prefix_tokens} tokens, continuation ~{args.cont_tokens} tokens"
+    )
     report("continuations", len(pairs), t["shared"], t["naive"], naive_tokens, shared_tokens)
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 
-from benchlib import report, time_interleaved, token_source  # puts the repository on sys.path
+from benchlib import report, time_interleaved, token_source
 
 from common.llm.hf import HFBackend
-from sampling.rationales import branches_for
+from common.rationales import branches_for
 from sampling.score_rationales import score_triples
 
 
@@ -25,7 +25,7 @@ def make_triples(tok, n: int, preceding: int, rationale: int, following: int) ->
     for i in range(n):
         parts = []
         for size in (preceding, rationale, following):
-            parts.append(tok.decode(ids[pos:pos + size]).strip())
+            parts.append(tok.decode(ids[pos : pos + size]).strip())
             pos += size
         triples.append({"id": f"t{i}", "preceding": parts[0], "rationale": parts[1], "following": parts[2]})
     return triples
@@ -43,8 +43,7 @@ def main() -> None:
     args = ap.parse_args()
 
     llm = HFBackend(args.model, device=args.device)
-    triples = make_triples(llm.tok, args.triples, args.preceding_tokens, args.rationale_tokens,
-                           args.following_tokens)
+    triples = make_triples(llm.tok, args.triples, args.preceding_tokens, args.rationale_tokens, args.following_tokens)
     naive_tokens = shared_tokens = 0
     for req in branches_for(llm.render_chat, triples):
         p = len(llm.encode_prompt(req.prefix))
@@ -58,10 +57,20 @@ def main() -> None:
         score_triples(llm, triples)
 
     t = time_interleaved({"stage": lambda: run(True), "naive": lambda: run(False)}, args.repeats)
-    print(f"model {args.model} on {llm.device}; {args.triples} triples; preceding ~{args.preceding_tokens} "
-          f"tokens, rationale ~{args.rationale_tokens}, following ~{args.following_tokens} (plus the chat frame)")
-    report("triples", len(triples), t["stage"], t["naive"], naive_tokens, shared_tokens,
-           fast_name="stage", naive_name="2 full fwd")
+    print(
+        f"model {args.model} on {llm.device}; {args.triples} triples; preceding ~{args.preceding_tokens} "
+        f"tokens, rationale ~{args.rationale_tokens}, following ~{args.following_tokens} (plus the chat frame)"
+    )
+    report(
+        "triples",
+        len(triples),
+        t["stage"],
+        t["naive"],
+        naive_tokens,
+        shared_tokens,
+        fast_name="stage",
+        naive_name="2 full fwd",
+    )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from benchlib import report, time_interleaved  # puts the repository on sys.path
+from benchlib import report, time_interleaved
 
 from common.config import make_config
 from common.llm.hf import HFBackend
@@ -25,8 +25,10 @@ from model_inference import inference
 
 def rebuild_requests(run: Path, scorer) -> list:
     manifest = json.loads((run / "manifest.json").read_text())
-    cfg = make_config(inference.InferenceConfig, {k: v for k, v in manifest["config"].items()
-                                                  if k not in ("shard_index", "num_shards")})
+    cfg = make_config(
+        inference.InferenceConfig,
+        {k: v for k, v in manifest["config"].items() if k not in ("shard_index", "num_shards")},
+    )
     _, questions, context_of = inference.load_questions(cfg)
     by_id = {q["id"]: q for q in questions}
     requests = []
@@ -47,9 +49,32 @@ def main() -> None:
     args = ap.parse_args()
     run = Path(args.run) if args.run else Path(tempfile.mkdtemp(prefix="bench-steps-")) / "run"
     if not args.run:
-        inference.main(["--dataset", "gsm_symbolic", "--limit", "3", "--heuristic", "rationalyst", "--model", args.model,
-                        "--rationale-model", args.model, "--output", str(run), "--device", "cpu", "--shots", "3",
-                        "--max-steps", "4", "--step-max-tokens", "48", "--rationale-max-tokens", "32"])
+        inference.main(
+            [
+                "--dataset",
+                "gsm_symbolic",
+                "--limit",
+                "3",
+                "--heuristic",
+                "rationalyst",
+                "--model",
+                args.model,
+                "--rationale-model",
+                args.model,
+                "--output",
+                str(run),
+                "--device",
+                "cpu",
+                "--shots",
+                "3",
+                "--max-steps",
+                "4",
+                "--step-max-tokens",
+                "48",
+                "--rationale-max-tokens",
+                "32",
+            ]
+        )
     scorer = HFBackend(args.model, device="cpu")
     requests = rebuild_requests(run, scorer)
     n = sum(len(r.branches) for r in requests)
@@ -66,8 +91,10 @@ def main() -> None:
         scorer.score_branches(requests)
 
     t = time_interleaved({"shared": lambda: score(True), "naive": lambda: score(False)}, args.repeats)
-    print(f"{len(requests)} scoring rounds from {run}, k = {n / len(requests):.1f} candidates each, "
-          f"mean prefix {sum(len(scorer.encode_prompt(r.prefix)) for r in requests) / len(requests):.0f} tokens")
+    print(
+        f"{len(requests)} scoring rounds from {run}, k = {n / len(requests):.1f} candidates each, "
+        f"mean prefix {sum(len(scorer.encode_prompt(r.prefix)) for r in requests) / len(requests):.0f} tokens"
+    )
     report("candidates", n, t["shared"], t["naive"], naive_tokens, shared_tokens)
 
 

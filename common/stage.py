@@ -10,21 +10,43 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from tqdm.auto import tqdm
 
-from common.artifacts import (ReadStats, ShardWriter, file_digest, git_commit, input_files, package_versions,
-                              read_records, shard_name, shard_slice, write_manifest)
+from common.artifacts import (
+    ReadStats,
+    ShardWriter,
+    file_digest,
+    git_commit,
+    input_files,
+    package_versions,
+    read_records,
+    shard_name,
+    shard_slice,
+    write_manifest,
+)
 from common.config import StageConfig, config_dict
 
 log = logging.getLogger("procsup")
 
 # Options that may change between a run and its resumption without changing the outputs.
-RESUME_SAFE_KEYS = {"shard_index", "base_url", "concurrency", "max_retries", "request_timeout", "device",
-                    "max_batch_tokens", "batch_size", "on_bad_record", "prefix_reuse", "tokenizer"}
+RESUME_SAFE_KEYS = {
+    "shard_index",
+    "base_url",
+    "concurrency",
+    "max_retries",
+    "request_timeout",
+    "device",
+    "max_batch_tokens",
+    "batch_size",
+    "on_bad_record",
+    "prefix_reuse",
+    "tokenizer",
+}
 EXIT_FAILURES = 3  # some inputs failed: outputs kept, shard left open, rerun retries them
 
 
@@ -37,16 +59,26 @@ Result = list[dict[str, Any]] | Failed
 
 
 def setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        stream=sys.stderr, force=False)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr, force=False
+    )
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def run_stage(stage: str, cfg: StageConfig, process: Callable[[list[dict[str, Any]]], list[Result]], *,
-              records: Iterable[dict[str, Any]] | None = None, batch_size: int = 16,
-              required: tuple[str, ...] = ("id",), total: int | None = None,
-              extra_counts: dict[str, int] | None = None, extra_info: Callable[[], dict] | None = None,
-              presharded: bool = False, read_stats: ReadStats | None = None) -> int:
+def run_stage(
+    stage: str,
+    cfg: StageConfig,
+    process: Callable[[list[dict[str, Any]]], list[Result]],
+    *,
+    records: Iterable[dict[str, Any]] | None = None,
+    batch_size: int = 16,
+    required: tuple[str, ...] = ("id",),
+    total: int | None = None,
+    extra_counts: dict[str, int] | None = None,
+    extra_info: Callable[[], dict] | None = None,
+    presharded: bool = False,
+    read_stats: ReadStats | None = None,
+) -> int:
     """Run one shard of a stage. Returns the process exit code (0, or EXIT_FAILURES).
 
     `records` defaults to the JSONL input (`cfg.input`); `presharded` says they are this shard's
@@ -80,8 +112,12 @@ def run_stage(stage: str, cfg: StageConfig, process: Callable[[list[dict[str, An
     seen: set[str] = set()
     with writer:
         # in a batch job's log (no terminal) a line a minute, rather than no progress at all
-        bar = tqdm(total=total, desc=f"{stage} shard {cfg.shard_index}/{cfg.num_shards}", unit="rec",
-                   mininterval=2.0 if sys.stderr.isatty() else 60.0)
+        bar = tqdm(
+            total=total,
+            desc=f"{stage} shard {cfg.shard_index}/{cfg.num_shards}",
+            unit="rec",
+            mininterval=2.0 if sys.stderr.isatty() else 60.0,
+        )
         pending: list[tuple[int, dict[str, Any]]] = []
         mine = records if presharded else shard_slice(records, cfg.shard_index, cfg.num_shards)
         for ordinal, rec in enumerate(mine):
@@ -90,7 +126,7 @@ def run_stage(stage: str, cfg: StageConfig, process: Callable[[list[dict[str, An
             if rid in seen:
                 raise ValueError(f"{stage}: duplicate input id {rid!r}; ids must be unique")
             seen.add(rid)
-            if rid in writer.done:
+            if rid in writer.done_ids:
                 counts["skipped_done"] += 1
                 bar.update(1)
                 continue
@@ -108,8 +144,12 @@ def run_stage(stage: str, cfg: StageConfig, process: Callable[[list[dict[str, An
         info.update(extra_info())
     write_manifest(cfg.output, cfg.shard_index, cfg.num_shards, info)
     if not finished:
-        log.error("%s: %d input(s) failed; see %s. Outputs so far are kept: rerun the same command to retry "
-                  "them.", stage, writer.failed, writer.failures_path)
+        log.error(
+            "%s: %d input(s) failed; see %s. Outputs so far are kept: rerun the same command to retry them.",
+            stage,
+            writer.failed,
+            writer.failures_path,
+        )
         return EXIT_FAILURES
     log.info("%s: shard %d/%d done: %s", stage, cfg.shard_index, cfg.num_shards, counts)
     return 0
@@ -137,18 +177,31 @@ def check_same_config(cfg: StageConfig) -> None:
     new = config_dict(cfg)
     changed = sorted(k for k in set(old) | set(new) if k not in RESUME_SAFE_KEYS and old.get(k) != new.get(k))
     if changed:
-        raise SystemExit(f"{cfg.output} was written with different settings ({', '.join(changed)}: "
-                         f"{[old.get(k) for k in changed]} then, {[new.get(k) for k in changed]} now). "
-                         "Use a new --output, or delete it to start over.")
+        raise SystemExit(
+            f"{cfg.output} was written with different settings ({', '.join(changed)}: "
+            f"{[old.get(k) for k in changed]} then, {[new.get(k) for k in changed]} now). "
+            "Use a new --output, or delete it to start over."
+        )
 
 
-def stage_manifest(stage: str, cfg: StageConfig, counts: dict, started: float, finished: bool = True,
-                   **extra: Any) -> dict[str, Any]:
+def stage_manifest(
+    stage: str, cfg: StageConfig, counts: dict, started: float, finished: bool = True, **extra: Any
+) -> dict[str, Any]:
     """One shard's manifest: resolved config, git commit, package versions, inputs, counts, wall time."""
-    return {"stage": stage, "shard": cfg.shard_index, "num_shards": cfg.num_shards, "finished": finished,
-            "config": config_dict(cfg), "git_commit": git_commit(), "packages": package_versions(),
-            "inputs": describe_inputs(cfg.input), "counts": counts, "wall_seconds": round(time.time() - started, 3),
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
+    return {
+        "stage": stage,
+        "shard": cfg.shard_index,
+        "num_shards": cfg.num_shards,
+        "finished": finished,
+        "config": config_dict(cfg),
+        "git_commit": git_commit(),
+        "packages": package_versions(),
+        "inputs": describe_inputs(cfg.input),
+        "counts": counts,
+        "wall_seconds": round(time.time() - started, 3),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **extra,
+    }
 
 
 def describe_inputs(path: str) -> list[dict[str, Any]]:

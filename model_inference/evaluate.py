@@ -52,7 +52,7 @@ def mcnemar_exact(b: int, c: int) -> float:
     n = b + c
     if n == 0:
         return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2 ** n
+    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n
     return min(1.0, 2 * tail)
 
 
@@ -63,8 +63,14 @@ def paired(a: dict[str, bool], b: dict[str, bool], n_boot: int, rng: np.random.G
     diff = x - y
     lo, hi = bootstrap_ci(diff, n_boot, rng) if len(common) else (float("nan"), float("nan"))
     only_a, only_b = int(((x == 1) & (y == 0)).sum()), int(((x == 0) & (y == 1)).sum())
-    return {"n": len(common), "difference": float(diff.mean()) if len(common) else float("nan"),
-            "ci95": [lo, hi], "first_only": only_a, "second_only": only_b, "mcnemar_p": mcnemar_exact(only_a, only_b)}
+    return {
+        "n": len(common),
+        "difference": float(diff.mean()) if len(common) else float("nan"),
+        "ci95": [lo, hi],
+        "first_only": only_a,
+        "second_only": only_b,
+        "mcnemar_p": mcnemar_exact(only_a, only_b),
+    }
 
 
 def load_run(path: str, metric: str = "correct") -> tuple[str, str, dict[str, bool]]:
@@ -84,38 +90,62 @@ def evaluate(runs: list[str], n_boot: int, seed: int, metric: str = "correct") -
         dataset, heuristic, correct = load_run(path, metric)
         x = np.array(list(correct.values()), dtype=float)
         lo, hi = bootstrap_ci(x, n_boot, rng)
-        table[(dataset, heuristic)] = {"dataset": dataset, "heuristic": heuristic, "run": path, "n": len(x),
-                                       "accuracy": float(x.mean()) if len(x) else float("nan"), "ci95": [lo, hi],
-                                       "correct": correct}
+        table[(dataset, heuristic)] = {
+            "dataset": dataset,
+            "heuristic": heuristic,
+            "run": path,
+            "n": len(x),
+            "accuracy": float(x.mean()) if len(x) else float("nan"),
+            "ci95": [lo, hi],
+            "correct": correct,
+        }
     comparisons = []
     for (d1, h1), (d2, h2) in itertools.combinations(sorted(table), 2):
         if d1 == d2:
-            comparisons.append({"dataset": d1, "first": h1, "second": h2,
-                                **paired(table[(d1, h1)]["correct"], table[(d2, h2)]["correct"], n_boot, rng)})
-    return {"metric": metric, "accuracy": [{k: v for k, v in row.items() if k != "correct"} for row in table.values()],
-            "comparisons": comparisons}
+            comparisons.append(
+                {
+                    "dataset": d1,
+                    "first": h1,
+                    "second": h2,
+                    **paired(table[(d1, h1)]["correct"], table[(d2, h2)]["correct"], n_boot, rng),
+                }
+            )
+    return {
+        "metric": metric,
+        "accuracy": [{k: v for k, v in row.items() if k != "correct"} for row in table.values()],
+        "comparisons": comparisons,
+    }
 
 
 def markdown(results: dict) -> str:
     lines = ["Strict answer extraction (correct_strict).", ""] if results.get("metric") == "correct_strict" else []
     lines += ["| data set | heuristic | n | accuracy | 95% CI |", "|---|---|---|---|---|"]
     for r in results["accuracy"]:
-        lines.append(f"| {r['dataset']} | {r['heuristic']} | {r['n']} | {100 * r['accuracy']:.1f} | "
-                     f"[{100 * r['ci95'][0]:.1f}, {100 * r['ci95'][1]:.1f}] |")
+        lines.append(
+            f"| {r['dataset']} | {r['heuristic']} | {r['n']} | {100 * r['accuracy']:.1f} | "
+            f"[{100 * r['ci95'][0]:.1f}, {100 * r['ci95'][1]:.1f}] |"
+        )
     if results["comparisons"]:
-        lines += ["", "| data set | first − second | n paired | difference | 95% CI | only first | only second "
-                      "| McNemar p |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| data set | first − second | n paired | difference | 95% CI | only first | only second | McNemar p |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for c in results["comparisons"]:
-            lines.append(f"| {c['dataset']} | {c['first']} − {c['second']} | {c['n']} | {100 * c['difference']:+.1f} | "
-                         f"[{100 * c['ci95'][0]:+.1f}, {100 * c['ci95'][1]:+.1f}] | {c['first_only']} | "
-                         f"{c['second_only']} | {c['mcnemar_p']:.3g} |")
+            lines.append(
+                f"| {c['dataset']} | {c['first']} − {c['second']} | {c['n']} | {100 * c['difference']:+.1f} | "
+                f"[{100 * c['ci95'][0]:+.1f}, {100 * c['ci95'][1]:+.1f}] | {c['first_only']} | "
+                f"{c['second_only']} | {c['mcnemar_p']:.3g} |"
+            )
     return "\n".join(lines) + "\n"
 
 
 def plot(results: dict, path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     rows = results["accuracy"]
     labels = [f"{r['dataset']}\n{r['heuristic']}" for r in rows]
     acc = [100 * r["accuracy"] for r in rows]

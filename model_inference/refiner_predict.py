@@ -2,7 +2,7 @@
 
 Per example: z_0 = greedy generator output for x; then for t = 1..T: the critic's feedback f on
 z_{t-1} (a trained critic checkpoint on critic_input(x, z), or `oracle` = task.critique against
-the gold, the upper bound); stop when f is "No hint." (common.refiner_format.is_no_hint);
+the gold, the upper bound); stop when f is "No hint." (common.tasks.refiner.format.is_no_hint);
 otherwise z_t = generator(refine_input(x, z_{t-1}, f)). All examples of a batch advance together.
 
 Fixed against the reference (0.2, 5): the trained critic's feedback is what the generator sees
@@ -21,36 +21,39 @@ answer). The table is also printed.
 
 from __future__ import annotations
 
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from common.artifacts import read_records, write_json_atomic
 from common.config import StageConfig, option, parse_config
-from common.models import pick_device
-from common.refiner_format import critic_input, is_no_hint, refine_input
-from common.seq2seq import generate, load_seq2seq
+from common.models import DeviceOptions, pick_device
+from common.report import format_table
 from common.stage import log, run_stage, shard_finished
 from common.tasks import refiner as refiner_tasks
+from common.tasks.refiner.format import critic_input, is_no_hint, refine_input
+from common.tasks.refiner.seq2seq import generate, load_seq2seq
 
 ORACLE, NONE = "oracle", "none"
 
 
 @dataclass
-class RefinerPredictConfig(StageConfig):
+class RefinerPredictConfig(StageConfig, DeviceOptions):
     task: str = option("mwp", "REFINER task: mwp, snlr or moral_stories")
     generator: str = option("", "REFINER-trained generator (train_refiner's best/), registry name or Hub id")
-    critic: str = option(ORACLE, "trained critic checkpoint (finetune's final/), 'oracle' (the gold-based upper "
-                                 "bound) or 'none' (turn 0 only: the generator alone)")
+    critic: str = option(
+        ORACLE,
+        "trained critic checkpoint (finetune's final/), 'oracle' (the gold-based upper "
+        "bound) or 'none' (turn 0 only: the generator alone)",
+    )
     turns: int = option(0, "critic rounds T; 0 = the paper's choice: 3 with the oracle, 1 with a trained critic (5)")
-    numbers_from: str = option("", "mwp: SVAMP's mawps-asdiv-a_svamp_dev.csv, for test files whose numbers "
-                                    "cannot be indexed (answer accuracy)")
+    numbers_from: str = option(
+        "", "mwp: SVAMP's mawps-asdiv-a_svamp_dev.csv, for test files whose numbers cannot be indexed (answer accuracy)"
+    )
     batch_size: int = option(32, "examples per batch (all advance together)")
     max_length: int = option(256, "input tokens")
     max_new_tokens: int = option(64, "tokens per generated z or feedback")
     limit: int = option(0, "only the first N examples (0 = all)")
-    device: str = option("auto", "cpu, cuda or auto")
 
 
 def rounds(cfg: RefinerPredictConfig) -> int:
@@ -75,8 +78,9 @@ def refine_batch(examples: list[dict], task, gen, critic, cfg: RefinerPredictCon
         if critic is None:
             feedback = [task.critique(examples[i], z) for i, z in zip(active, zs)]
         else:
-            feedback = generate(critic[0], critic[1], [critic_input(examples[i]["x"], z) for i, z in zip(active, zs)],
-                                **gen_kw)
+            feedback = generate(
+                critic[0], critic[1], [critic_input(examples[i]["x"], z) for i, z in zip(active, zs)], **gen_kw
+            )
         still = []
         for i, z, f in zip(active, zs, feedback):
             records[i]["turns"][-1]["feedback"] = f
@@ -99,21 +103,10 @@ def per_turn_metrics(task, examples: list[dict], records: list[dict], turns: int
     rows = []
     for t in range(turns + 1):
         preds = [r["turns"][min(t, len(r["turns"]) - 1)]["z"] for r in ordered]
-        rows.append({"turn": t, "stopped_before": sum(len(r["turns"]) <= t for r in ordered),
-                     **task.metrics(examples, preds)})
+        rows.append(
+            {"turn": t, "stopped_before": sum(len(r["turns"]) <= t for r in ordered), **task.metrics(examples, preds)}
+        )
     return rows
-
-
-def format_table(rows: list[dict]) -> str:
-    keys = [k for k in rows[0] if k not in ("turn",)]
-    lines = ["turn  " + "  ".join(f"{k:>14}" for k in keys)]
-    for r in rows:
-        lines.append(f"{r['turn']:>4}  " + "  ".join(f"{_fmt(r[k]):>14}" for k in keys))
-    return "\n".join(lines)
-
-
-def _fmt(v) -> str:
-    return "-" if isinstance(v, float) and math.isnan(v) else f"{v:.2f}" if isinstance(v, float) else str(v)
 
 
 def load_task_examples(cfg: RefinerPredictConfig, task) -> list[dict]:
@@ -121,32 +114,43 @@ def load_task_examples(cfg: RefinerPredictConfig, task) -> list[dict]:
     for f in cfg.input.split(","):
         kw = {"svamp_dev": cfg.numbers_from} if cfg.task == "mwp" and cfg.numbers_from else {}
         examples.extend(task.load_examples(f.strip(), **kw))
-    return examples[:cfg.limit] if cfg.limit else examples
+    return examples[: cfg.limit] if cfg.limit else examples
 
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(RefinerPredictConfig, argv, __doc__)
     if not cfg.input or not cfg.output or not cfg.generator:
         raise SystemExit("--input, --generator and --output are required")
-    task = refiner_tasks.get(cfg.task)
+    task = refiner_tasks.get_task(cfg.task)
     examples = load_task_examples(cfg, task)
     rc = 0
     if not shard_finished(cfg, "refiner_predict"):
         device = pick_device(cfg.device)
         gen = load_seq2seq(cfg.generator, device)
         critic = None if cfg.critic in (ORACLE, NONE) else load_seq2seq(cfg.critic, device)
-        rc = run_stage("refiner_predict", cfg, lambda batch: [[r] for r in refine_batch(batch, task, gen, critic, cfg)],
-                       records=examples, batch_size=cfg.batch_size, total=len(examples))
+        rc = run_stage(
+            "refiner_predict",
+            cfg,
+            lambda batch: [[r] for r in refine_batch(batch, task, gen, critic, cfg)],
+            records=examples,
+            batch_size=cfg.batch_size,
+            total=len(examples),
+        )
     finished = sorted(p for p in Path(cfg.output).glob("part-*.jsonl") if not p.name.endswith(".failures.jsonl"))
     records = [r for f in finished for r in read_records(f, "error")]
-    if {r["id"] for r in records} >= {e["id"] for e in examples}:      # every shard is done
+    if {r["id"] for r in records} >= {e["id"] for e in examples}:  # every shard is done
         rows = per_turn_metrics(task, examples, records, rounds(cfg))
-        write_json_atomic(Path(cfg.output) / "metrics.json",
-                          {"task": cfg.task, "critic": cfg.critic, "generator": cfg.generator, "turns": rows})
+        write_json_atomic(
+            Path(cfg.output) / "metrics.json",
+            {"task": cfg.task, "critic": cfg.critic, "generator": cfg.generator, "turns": rows},
+        )
         print(f"{cfg.task}: generator {cfg.generator}, critic {cfg.critic}\n{format_table(rows)}")
     else:
-        log.info("refiner_predict: %d of %d examples done; metrics.json is written when all shards are",
-                 len(records), len(examples))
+        log.info(
+            "refiner_predict: %d of %d examples done; metrics.json is written when all shards are",
+            len(records),
+            len(examples),
+        )
     return rc
 
 

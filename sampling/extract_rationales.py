@@ -1,7 +1,7 @@
 """Ask an LLM to rewrite documents with implicit rationales inserted as <BOT>...<EOT>
 (rationalyst.md section 3).
 
-Two prompt families (sampling/prompts.py):
+Two prompt families (common/prompts.py):
   --datasets gsm8k,ecqa,math,mmlu_pro   reasoning data sets, documents built per section 3.2
                                         (name=PATH for a local file in the Hub rows' format;
                                         gsm_symbolic for offline GSM8K-style problems)
@@ -25,19 +25,24 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
+from common import prompts
 from common.config import StageConfig, option, parse_config
 from common.llm import LLMOptions, make_backend
 from common.stage import Failed, run_stage, shard_finished
-from sampling import prompts, sources
+from common.tasks.rationalyst import documents
 
 
 @dataclass
 class ExtractConfig(StageConfig, LLMOptions):
-    datasets: list[str] = option([], "reasoning data sets to mine (datasets family); empty = read --input "
-                                     "web documents (web family)")
+    datasets: list[str] = option(
+        [], "reasoning data sets to mine (datasets family); empty = read --input web documents (web family)"
+    )
     limit_per_dataset: int = option(0, "rows per data set (0 = all)")
-    mode: str = option("rewrite", "'rewrite' (the paper: the LLM rewrites the document) or 'per_step' "
-                                  "(one rationale per step position; for small extractors)")
+    mode: str = option(
+        "rewrite",
+        "'rewrite' (the paper: the LLM rewrites the document) or 'per_step' "
+        "(one rationale per step position; for small extractors)",
+    )
     max_steps: int = option(16, "per_step: rationale positions per document, from the start")
     step_max_tokens: int = option(48, "per_step: new tokens per rationale")
     max_tokens: int = option(3000, "new tokens per rewrite (rationalyst.md 3.1: 3000)")
@@ -59,20 +64,35 @@ def main(argv: list[str] | None = None) -> int:
     llm = make_backend(cfg)
 
     def output(d: dict, text: str) -> list[dict]:
-        return [{"id": d["id"], "source": d.get("source"), "family": family, "mode": cfg.mode, "input": d["text"],
-                 "output": text, "model": cfg.model}]
+        return [
+            {
+                "id": d["id"],
+                "source": d.get("source"),
+                "family": family,
+                "mode": cfg.mode,
+                "input": d["text"],
+                "output": text,
+                "model": cfg.model,
+            }
+        ]
 
     def rewrite(batch: list[dict]) -> list:
-        done = llm.generate([build(d["text"]) for d in batch], temperature=cfg.temperature,
-                            max_tokens=cfg.max_tokens, seed=cfg.seed)
-        return [Failed(c.error) if c.error else output(d, c.texts[0]) for d, c in zip(batch, done)]
+        completions = llm.generate(
+            [build(d["text"]) for d in batch], temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=cfg.seed
+        )
+        return [Failed(c.error) if c.error else output(d, c.texts[0]) for d, c in zip(batch, completions)]
 
     def per_step(batch: list[dict]) -> list:
         steps = [prompts.split_steps(d["text"]) for d in batch]
         jobs = [(k, i) for k, st in enumerate(steps) for i in range(1, min(len(st), cfg.max_steps + 1))]
-        done = llm.generate([prompts.step_prompt("".join(steps[k][:i])) for k, i in jobs],
-                            temperature=cfg.temperature, max_tokens=cfg.step_max_tokens, stop=["\n"], seed=cfg.seed)
-        rationale = {job: c for job, c in zip(jobs, done)}
+        completions = llm.generate(
+            [prompts.step_prompt("".join(steps[k][:i])) for k, i in jobs],
+            temperature=cfg.temperature,
+            max_tokens=cfg.step_max_tokens,
+            stop=["\n"],
+            seed=cfg.seed,
+        )
+        rationale = {job: c for job, c in zip(jobs, completions)}
         results = []
         for k, d in enumerate(batch):
             errors = [c.error for (j, _), c in rationale.items() if j == k and c.error]
@@ -81,15 +101,24 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             text = steps[k][0]
             for i, step in enumerate(steps[k][1:], 1):
-                r = " ".join(rationale[(k, i)].texts[0].replace("<BOT>", "").replace("<EOT>", "").split()) \
-                    if (k, i) in rationale else ""
+                r = (
+                    " ".join(rationale[(k, i)].texts[0].replace("<BOT>", "").replace("<EOT>", "").split())
+                    if (k, i) in rationale
+                    else ""
+                )
                 text += (f"<BOT>{r}<EOT> " if r else "") + step
             results.append(output(d, text))
         return results
 
-    records = sources.documents(cfg.datasets, cfg.limit_per_dataset, cfg.seed) if cfg.datasets else None
-    return run_stage("extract_rationales", cfg, per_step if cfg.mode == "per_step" else rewrite, records=records, batch_size=cfg.batch_size,
-                     required=("id", "text"))
+    records = documents(cfg.datasets, cfg.limit_per_dataset) if cfg.datasets else None
+    return run_stage(
+        "extract_rationales",
+        cfg,
+        per_step if cfg.mode == "per_step" else rewrite,
+        records=records,
+        batch_size=cfg.batch_size,
+        required=("id", "text"),
+    )
 
 
 if __name__ == "__main__":

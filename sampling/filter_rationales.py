@@ -37,7 +37,7 @@ class FilterConfig(StageConfig):
 
 def in_dev(seed: int, rid: str, fraction: float) -> bool:
     h = hashlib.sha256(f"{seed}\x00{rid}".encode()).digest()
-    return int.from_bytes(h[:8], "big") / 2 ** 64 < fraction
+    return int.from_bytes(h[:8], "big") / 2**64 < fraction
 
 
 def read_labels(path: str) -> dict:
@@ -87,8 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     for split in ("train", "dev"):
         rows = [r for r in kept if in_dev(cfg.seed, str(r["id"]), cfg.dev_fraction) == (split == "dev")]
         # cheap and deterministic: always redone
-        counts[split] = write_records(out / split, ({f: r.get(f, r["score_with"] - r["score_without"])
-                                                     for f in KEEP_FIELDS} for r in rows))
+        counts[split] = write_records(
+            out / split, ({f: r.get(f, r["score_with"] - r["score_without"]) for f in KEEP_FIELDS} for r in rows)
+        )
     info = stage_manifest("filter_rationales", cfg, counts, started)
     if cfg.labels:
         info["label_eval"] = precision_recall(records, {str(r["id"]) for r in kept}, read_labels(cfg.labels))

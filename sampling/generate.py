@@ -35,11 +35,21 @@ def main(argv: list[str] | None = None) -> int:
     llm = make_backend(cfg)
 
     def process(batch):
-        done = llm.generate([r[cfg.prompt_field] for r in batch], n=cfg.n, temperature=cfg.temperature,
-                            top_p=cfg.top_p, max_tokens=cfg.max_tokens, stop=cfg.stop or None, seed=cfg.seed)
-        return [Failed(c.error) if c.error else
-                [{"id": r["id"], "prompt": r[cfg.prompt_field], "completions": c.texts, "model": cfg.model}]
-                for r, c in zip(batch, done)]
+        completions = llm.generate(
+            [r[cfg.prompt_field] for r in batch],
+            n=cfg.n,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            max_tokens=cfg.max_tokens,
+            stop=cfg.stop or None,
+            seed=cfg.seed,
+        )
+        return [
+            Failed(c.error)
+            if c.error
+            else [{"id": r["id"], "prompt": r[cfg.prompt_field], "completions": c.texts, "model": cfg.model}]
+            for r, c in zip(batch, completions)
+        ]
 
     return run_stage("generate", cfg, process, batch_size=cfg.batch_size, required=("id", cfg.prompt_field))
 

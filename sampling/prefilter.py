@@ -18,20 +18,21 @@ import json
 import re
 import string
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from common.artifacts import ReadStats, read_jsonl
 from common.config import StageConfig, option, parse_config
-from common.models import cache_dir, load_embedder
+from common.models import DeviceOptions, cache_dir, load_embedder
 from common.stage import log, run_stage, shard_finished
-from sampling.sources import reference_texts
+from common.tasks.rationalyst import reference_texts
 
 # NLTK's English stopword list (nltk.corpus.stopwords.words("english")), inlined: no download.
-STOPWORDS = frozenset("""
+STOPWORDS = frozenset(
+    """
 i me my myself we our ours ourselves you you're you've you'll you'd your yours yourself yourselves he him his
 himself she she's her hers herself it it's its itself they them their theirs themselves what which who whom this
 that that'll these those am is are was were be been being have has had having do does did doing a an the and but
@@ -40,29 +41,34 @@ to from up down in out on off over under again further then once here there when
 few more most other some such no nor not only own same so than too very s t can will just don don't should
 should've now d ll m o re ve y ain aren aren't couldn couldn't didn didn't doesn doesn't hadn hadn't hasn hasn't
 haven haven't isn isn't ma mightn mightn't mustn mustn't needn needn't shan shan't shouldn shouldn't wasn wasn't
-weren weren't won won't wouldn wouldn't""".split())
+weren weren't won won't wouldn wouldn't""".split()
+)
 PUNCTUATION = str.maketrans("", "", string.punctuation)
 PILE_SUBSETS_PAPER = ["FreeLaw", "StackExchange", "Wikipedia (en)", "DM Mathematics", "Ubuntu IRC", "HackerNews"]
 
 
 @dataclass
-class PrefilterConfig(StageConfig):
-    input: str = option("monology/pile-uncopyrighted", "corpus: Hub data set id (streamed) or local .jsonl/.txt "
-                                                       "file or folder")
+class PrefilterConfig(StageConfig, DeviceOptions):
+    input: str = option(
+        "monology/pile-uncopyrighted", "corpus: Hub data set id (streamed) or local .jsonl/.txt file or folder"
+    )
     corpus_split: str = option("train", "Hub split of the corpus")
     text_field: str = option("text", "field holding the document text (.jsonl and Hub)")
     embedder: str = option("all-minilm-l6-v2", "sentence embedder (paper: sentence-transformers/all-mpnet-base-v2)")
-    reference_sets: list[str] = option(["gsm8k", "ecqa", "arc_challenge", "proofwriter"],
-                                       "reference sets pooled into the centroid; name or name=PATH")
+    reference_sets: list[str] = option(
+        ["gsm8k", "ecqa", "arc", "proofwriter"], "reference sets pooled into the centroid; name or name=PATH"
+    )
     reference_limit: int = option(0, "rows per reference set (0 = all)")
     threshold: float = option(0.3, "keep when cosine(centroid, document) >= this (rationalyst.md 2: 0.3)")
     max_chars: int = option(2000, "skip longer documents (rationalyst.md 2: 2000)")
-    pile_subsets: list[str] = option([], "keep only these Pile subsets (meta.pile_set_name); empty = all. "
-                                         "The reference's MiniLM variant: " + ",".join(PILE_SUBSETS_PAPER))
+    pile_subsets: list[str] = option(
+        [],
+        "keep only these Pile subsets (meta.pile_set_name); empty = all. "
+        "The reference's MiniLM variant: " + ",".join(PILE_SUBSETS_PAPER),
+    )
     remove_stopwords: bool = option(True, "drop NLTK English stopwords in preprocessing")
     limit: int = option(0, "stop after this many corpus documents (0 = all)")
     encode_batch: int = option(512, "documents per embedding call (sorted by length inside)")
-    device: str = option("auto", "embedder device")
 
 
 def preprocess(text: str, remove_stopwords: bool = True) -> str:
@@ -73,8 +79,7 @@ def preprocess(text: str, remove_stopwords: bool = True) -> str:
 
 def centroid(cfg: PrefilterConfig, embedder) -> np.ndarray:
     """Mean embedding of all pooled reference documents (one centroid: larger sets weigh more), cached."""
-    texts = [preprocess(t, cfg.remove_stopwords) for t in reference_texts(cfg.reference_sets, cfg.reference_limit,
-                                                                         seed=cfg.seed + 1000)]
+    texts = [preprocess(t, cfg.remove_stopwords) for t in reference_texts(cfg.reference_sets, cfg.reference_limit)]
     if not texts:
         raise ValueError("the reference sets gave no documents")
     key = hashlib.sha256(json.dumps([cfg.embedder, texts]).encode()).hexdigest()[:24]
@@ -97,14 +102,19 @@ def corpus_records(cfg: PrefilterConfig, stats: ReadStats) -> tuple[Iterator[dic
         return _local_records(local, cfg, stats), False
     from datasets import load_dataset
     from datasets.distributed import split_dataset_by_node
+
     stream = load_dataset(cfg.input, split=cfg.corpus_split, streaming=True)
     stream = split_dataset_by_node(stream, rank=cfg.shard_index, world_size=cfg.num_shards)
 
     def gen():
         for k, row in enumerate(stream):
             meta = row.get("meta") or {}
-            yield {"id": f"{cfg.shard_index}-{k}", "text": row[cfg.text_field],
-                   "source": meta.get("pile_set_name", cfg.input) if isinstance(meta, dict) else cfg.input}
+            yield {
+                "id": f"{cfg.shard_index}-{k}",
+                "text": row[cfg.text_field],
+                "source": meta.get("pile_set_name", cfg.input) if isinstance(meta, dict) else cfg.input,
+            }
+
     return gen(), True
 
 
@@ -118,8 +128,11 @@ def _local_records(path: Path, cfg: PrefilterConfig, stats: ReadStats) -> Iterat
             rows = read_jsonl(f, cfg.on_bad_record, stats, required=(cfg.text_field,))
         for k, row in enumerate(rows):
             meta = row.get("meta") if isinstance(row.get("meta"), dict) else {}
-            yield {"id": f"{f.name}:{k}", "text": row[cfg.text_field] if f.suffix != ".txt" else row["text"],
-                   "source": meta.get("pile_set_name", f.name)}
+            yield {
+                "id": f"{f.name}:{k}",
+                "text": row[cfg.text_field] if f.suffix != ".txt" else row["text"],
+                "source": meta.get("pile_set_name", f.name),
+            }
 
 
 def _limited(records: Iterator[dict], limit: int) -> Iterator[dict]:
@@ -152,9 +165,13 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 todo.append(i)
         if todo:
-            vecs = embedder.encode([preprocess(batch[i]["text"], cfg.remove_stopwords) for i in todo],
-                                   batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
-                                   show_progress_bar=False)
+            vecs = embedder.encode(
+                [preprocess(batch[i]["text"], cfg.remove_stopwords) for i in todo],
+                batch_size=64,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
             for i, score in zip(todo, (vecs @ unit_center).tolist()):
                 keep = score >= cfg.threshold
                 counts["below_threshold"] += not keep
@@ -163,8 +180,16 @@ def main(argv: list[str] | None = None) -> int:
 
     stats = ReadStats()
     records, presharded = corpus_records(cfg, stats)
-    return run_stage("prefilter", cfg, process, records=_limited(records, cfg.limit), batch_size=cfg.encode_batch,
-                     presharded=presharded, extra_counts=counts, read_stats=stats)
+    return run_stage(
+        "prefilter",
+        cfg,
+        process,
+        records=_limited(records, cfg.limit),
+        batch_size=cfg.encode_batch,
+        presharded=presharded,
+        extra_counts=counts,
+        read_stats=stats,
+    )
 
 
 if __name__ == "__main__":

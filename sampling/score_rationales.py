@@ -17,14 +17,15 @@ from dataclasses import dataclass
 
 from common.config import StageConfig, option, parse_config
 from common.llm import LLMOptions, make_backend
+from common.rationales import DISCOUNT, branches_for, discounted_score
 from common.stage import Failed, run_stage, shard_finished
-from sampling.rationales import DISCOUNT, branches_for, discounted_score
 
 
 @dataclass
 class ScoreConfig(StageConfig, LLMOptions):
-    rationale_format: str = option("bot_eot", "'bot_eot': preceding + ' <BOT>r<EOT>' (the spec's debug variant); "
-                                              "'plain': preceding + '. ' + r")
+    rationale_format: str = option(
+        "bot_eot", "'bot_eot': preceding + ' <BOT>r<EOT>' (the spec's debug variant); 'plain': preceding + '. ' + r"
+    )
     discount: float = option(DISCOUNT, "per-token discount of the score (rationalyst.md 4.2)")
     batch_size: int = option(32, "triples per backend call")
 
@@ -39,8 +40,18 @@ def score_triples(llm, triples: list[dict], fmt: str = "bot_eot", discount: floa
             out.append(Failed(w.error or wo.error))
             continue
         s_with, s_without = discounted_score(w.logprobs, discount), discounted_score(wo.logprobs, discount)
-        out.append([{**t, "score_with": s_with, "score_without": s_without, "gain": s_with - s_without,
-                     "logprobs_with": w.logprobs, "logprobs_without": wo.logprobs}])
+        out.append(
+            [
+                {
+                    **t,
+                    "score_with": s_with,
+                    "score_without": s_without,
+                    "gain": s_with - s_without,
+                    "logprobs_with": w.logprobs,
+                    "logprobs_without": wo.logprobs,
+                }
+            ]
+        )
     return out
 
 
@@ -51,9 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.rationale_format not in ("bot_eot", "plain"):
         raise SystemExit("--rationale-format must be 'bot_eot' or 'plain'")
     llm = make_backend(cfg)
-    return run_stage("score_rationales", cfg,
-                     lambda batch: score_triples(llm, batch, cfg.rationale_format, cfg.discount),
-                     batch_size=cfg.batch_size, required=("id", "preceding", "rationale", "following"))
+    return run_stage(
+        "score_rationales",
+        cfg,
+        lambda batch: score_triples(llm, batch, cfg.rationale_format, cfg.discount),
+        batch_size=cfg.batch_size,
+        required=("id", "preceding", "rationale", "following"),
+    )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,10 @@ real vLLM server from .venv-vllm. The default `make test` runs all of them.
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -34,14 +37,17 @@ def _train_tokenizer():
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
     specials = ["<s>", "</s>", "<pad>", "<|im_start|>", "<|im_end|>"]
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tk.train_from_iterator(CORPUS * 5, trainer)
     # adds BOS like Llama-3's tokenizer, and the chat template writes BOS too: the double-BOS trap
     tk.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 0)])
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="<|im_end|>", pad_token="<pad>")
-    tok.chat_template = ("{{ bos_token }}{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-                         "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    tok.chat_template = (
+        "{{ bos_token }}{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+        "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
     return tok
 
 
@@ -57,10 +63,19 @@ def tiny_llama(tiny_tokenizer):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tiny_tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      bos_token_id=tiny_tokenizer.bos_token_id, eos_token_id=tiny_tokenizer.eos_token_id,
-                      pad_token_id=tiny_tokenizer.pad_token_id, tie_word_embeddings=False)
+    cfg = LlamaConfig(
+        vocab_size=len(tiny_tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=tiny_tokenizer.bos_token_id,
+        eos_token_id=tiny_tokenizer.eos_token_id,
+        pad_token_id=tiny_tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+    )
     model = LlamaForCausalLM(cfg).eval()
     model.generation_config.eos_token_id = tiny_tokenizer.eos_token_id
     return model, tiny_tokenizer
@@ -80,12 +95,14 @@ def tiny_llama_dir(tiny_llama, tmp_path_factory):
 def smollm2_dir():
     """The embedded SmolLM2, converted once into the cache (about 25 s the first time)."""
     from common.models import resolve
+
     return resolve("smollm2-135m-instruct")
 
 
 @pytest.fixture(scope="session")
 def smollm2(smollm2_dir):
     from common.llm.hf import HFBackend
+
     return HFBackend("smollm2-135m-instruct", device="cpu", dtype="float32")
 
 
@@ -119,10 +136,67 @@ def tiny_t5_dir(tiny_tokenizer, tmp_path_factory):
     from transformers import T5Config, T5ForConditionalGeneration
 
     torch.manual_seed(0)
-    cfg = T5Config(vocab_size=len(tiny_tokenizer), d_model=64, d_kv=16, d_ff=128, num_layers=2, num_decoder_layers=2,
-                   num_heads=4, pad_token_id=tiny_tokenizer.pad_token_id, eos_token_id=tiny_tokenizer.eos_token_id,
-                   decoder_start_token_id=tiny_tokenizer.pad_token_id)
+    cfg = T5Config(
+        vocab_size=len(tiny_tokenizer),
+        d_model=64,
+        d_kv=16,
+        d_ff=128,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=4,
+        pad_token_id=tiny_tokenizer.pad_token_id,
+        eos_token_id=tiny_tokenizer.eos_token_id,
+        decoder_start_token_id=tiny_tokenizer.pad_token_id,
+    )
     out = tmp_path_factory.mktemp("tiny-t5")
     T5ForConditionalGeneration(cfg).save_pretrained(out)
     tiny_tokenizer.save_pretrained(out)
     return str(out)
+
+
+# ----------------------------------------------------------------------------- shared data for several test files
+
+# SVAMP/MAWPS CSV rows (numbers masked, prefix equations), for the REFINER stages
+CSV = """Question,Numbers,Equation,Answer
+julia played tag with number0 kids on monday and number1 on tuesday . how many in all ?,18 10,+ number0 number1,28.0
+she has number0 apples and eats number1 . how many left ?,7 3,- number0 number1,4.0
+a box holds number0 pens . how many pens in number1 boxes ?,6 4,* number0 number1,24.0
+number0 cookies are shared by number1 kids . how many each ?,12 3,/ number0 number1,4.0
+he had number0 cards and got number1 more and gave number2 away . how many now ?,5 4 2,- + number0 number1 number2,7.0
+each of number0 bags has number1 marbles . he loses number2 . how many left ?,3 5 4,- * number0 number1 number2,11.0
+"""
+
+# a document and its rewrite with two rationales (parse and score stages)
+DOC = (
+    "Natalia sold clips to 48 of her friends in April. She sold half as many clips in May. "
+    "How many clips did she sell altogether?"
+)
+REWRITE = (
+    "Natalia sold clips to 48 of her friends in April. <BOT>Next we need May's sales, half of 48.<EOT> "
+    "She sold half as many clips in May. <BOT>Now add April and May.<EOT> "
+    "How many clips did she sell altogether?"
+)
+
+
+def mixed_corpus(path: Path, n_prose: int = 30, n_reasoning: int = 15) -> dict[str, str]:
+    """Public-domain prose (Jules Verne, shipped in reasoning-gym) and GSM8K-style worked problems."""
+    import reasoning_gym
+
+    verne = (
+        Path(importlib.util.find_spec("reasoning_gym").submodule_search_locations[0]) / "data" / "in_the_year_2889.txt"
+    )
+    prose = [" ".join(p.split()) for p in re.split(r"\n\s*\n", verne.read_text()) if len(p) > 200][:n_prose]
+    problems = [
+        x["question"] + "\n" + x["metadata"]["answer_cot"]
+        for x in reasoning_gym.create_dataset("gsm_symbolic", size=n_reasoning, seed=77)
+    ]
+    kinds = {}
+    with open(path, "w") as fh:
+        for kind, texts in (("prose", prose), ("reasoning", problems)):
+            for t in texts:
+                fh.write(json.dumps({"text": t, "meta": {"pile_set_name": kind}}) + "\n")
+                kinds[t] = kind
+    fh = open(path, "a")
+    fh.write(json.dumps({"text": "x" * 2100}) + "\n")  # over max_chars
+    fh.close()
+    return kinds

@@ -40,8 +40,13 @@ class FaultyProxy:
                     return
                 if action.startswith("sleep:"):
                     time.sleep(float(action.split(":")[1]))
-                resp = httpx.request(method, proxy.upstream + self.path, content=body, timeout=300,
-                                     headers={"Content-Type": "application/json"})
+                resp = httpx.request(
+                    method,
+                    proxy.upstream + self.path,
+                    content=body,
+                    timeout=300,
+                    headers={"Content-Type": "application/json"},
+                )
                 self.send_response(resp.status_code)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(resp.content)))
@@ -66,7 +71,7 @@ class FaultyProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def __enter__(self) -> "FaultyProxy":
+    def __enter__(self) -> FaultyProxy:
         self.thread.start()
         return self
 

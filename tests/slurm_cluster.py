@@ -20,21 +20,34 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.conftest import REPO
-from tests.test_prefilter import mixed_corpus
+from tests.conftest import REPO, mixed_corpus
 
-FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
-                "BOOT_FAIL", "DEADLINE"}
+FINAL_STATES = {
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+}
 DAEMONS = ("munged", "slurmctld", "slurmd")
 
 
 def unavailable() -> str | None:
     """Why no cluster can be started here, or None."""
-    missing = [p for p in ("sbatch", "squeue", "scancel", "scontrol", "sinfo", *DAEMONS)
-               if not shutil.which(p, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")]
+    missing = [
+        p
+        for p in ("sbatch", "squeue", "scancel", "scontrol", "sinfo", *DAEMONS)
+        if not shutil.which(p, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+    ]
     if missing:
-        return (f"Slurm is not installed ({', '.join(missing)} missing): `make setup-slurm` installs slurm-wlm "
-                "and munge with apt-get (as root)")
+        return (
+            f"Slurm is not installed ({', '.join(missing)} missing): `make setup-slurm` installs slurm-wlm "
+            "and munge with apt-get (as root)"
+        )
     return None
 
 
@@ -46,12 +59,15 @@ def free_port() -> int:
 
 class SlurmCluster:
     def __init__(self):
-        self.dir = Path(tempfile.mkdtemp(prefix="procsup-slurm-"))   # short: the munge socket path is limited
+        self.dir = Path(tempfile.mkdtemp(prefix="procsup-slurm-"))  # short: the munge socket path is limited
         self.host = socket.gethostname().split(".")[0]
         self.conf = self.dir / "slurm.conf"
         self.env = dict(os.environ, SLURM_CONF=str(self.conf))
-        self.pid_files = {"munged": self.dir / "munge" / "munged.pid", "slurmctld": self.dir / "slurmctld.pid",
-                          "slurmd": self.dir / "slurmd.pid"}
+        self.pid_files = {
+            "munged": self.dir / "munge" / "munged.pid",
+            "slurmctld": self.dir / "slurmctld.pid",
+            "slurmd": self.dir / "slurmd.pid",
+        }
 
     def sbin(self, name: str) -> str:
         return shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
@@ -77,8 +93,8 @@ SlurmctldPort={free_port()}
 SlurmdPort={free_port()}
 StateSaveLocation={d}/state
 SlurmdSpoolDir={d}/spool
-SlurmctldPidFile={self.pid_files['slurmctld']}
-SlurmdPidFile={self.pid_files['slurmd']}
+SlurmctldPidFile={self.pid_files["slurmctld"]}
+SlurmdPidFile={self.pid_files["slurmd"]}
 SlurmctldLogFile={d}/log/slurmctld.log
 SlurmdLogFile={d}/log/slurmd.log
 ProctrackType=proctrack/linuxproc
@@ -97,16 +113,25 @@ GresTypes=gpu
 NodeName={self.host} NodeAddr=127.0.0.1 CPUs=16 RealMemory=131072 Gres=gpu:2 State=UNKNOWN
 PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
 """)
-        (d / "gres.conf").write_text(f"NodeName={self.host} Name=gpu File=/dev/null\n"
-                                     f"NodeName={self.host} Name=gpu File=/dev/zero\n")
+        (d / "gres.conf").write_text(
+            f"NodeName={self.host} Name=gpu File=/dev/null\nNodeName={self.host} Name=gpu File=/dev/zero\n"
+        )
 
-    def start(self, timeout: float = 60.0) -> "SlurmCluster":
+    def start(self, timeout: float = 60.0) -> SlurmCluster:
         self.write_config()
         munge = self.dir / "munge"
         try:
-            self._daemon([self.sbin("munged"), "--force", f"--key-file={munge}/munge.key",
-                          f"--socket={munge}/munge.socket", f"--pid-file={self.pid_files['munged']}",
-                          f"--log-file={munge}/munged.log", f"--seed-file={munge}/munged.seed"])
+            self._daemon(
+                [
+                    self.sbin("munged"),
+                    "--force",
+                    f"--key-file={munge}/munge.key",
+                    f"--socket={munge}/munge.socket",
+                    f"--pid-file={self.pid_files['munged']}",
+                    f"--log-file={munge}/munged.log",
+                    f"--seed-file={munge}/munged.seed",
+                ]
+            )
             self._daemon([self.sbin("slurmctld"), "-f", str(self.conf)])
             self._daemon([self.sbin("slurmd"), "-f", str(self.conf), "-N", self.host])
             deadline = time.time() + timeout
@@ -122,9 +147,9 @@ PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
             raise RuntimeError(f"could not start Slurm in {self.dir}: {e}\n{logs}") from e
 
     def _daemon(self, cmd: list[str]) -> None:
-        done = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=60)
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}: {done.stderr.strip()}")
+        result = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=60)
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} exited {result.returncode}: {result.stderr.strip()}")
 
     def logs(self, lines: int = 20) -> str:
         out = []
@@ -139,8 +164,9 @@ PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
             subprocess.run(["scancel", "--user", _user()], env=self.env, capture_output=True, timeout=30)
             deadline = time.time() + 30
             while time.time() < deadline:
-                out = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%T"], env=self.env, capture_output=True,
-                                     text=True, timeout=30)
+                out = subprocess.run(
+                    ["squeue", "-h", "-t", "all", "-o", "%T"], env=self.env, capture_output=True, text=True, timeout=30
+                )
                 if out.returncode != 0 or not set(out.stdout.split()) - FINAL_STATES:
                     break
                 time.sleep(0.5)
@@ -154,8 +180,9 @@ PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
         """{"<job>" or "<array job>_<task>": state} for the given jobs."""
         states = {}
         for jid in job_ids:
-            out = subprocess.run(["scontrol", "show", "job", "-o", str(jid)], env=self.env, capture_output=True,
-                                 text=True, timeout=30)
+            out = subprocess.run(
+                ["scontrol", "show", "job", "-o", str(jid)], env=self.env, capture_output=True, text=True, timeout=30
+            )
             for line in out.stdout.splitlines():
                 f = dict(re.findall(r"(\w+)=(\S*)", line))
                 key = f"{f['ArrayJobId']}_{f['ArrayTaskId']}" if f.get("ArrayJobId") else f["JobId"]
@@ -176,6 +203,7 @@ PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
 
 def _user() -> str:
     import pwd
+
     return pwd.getpwuid(os.getuid()).pw_name
 
 
@@ -206,22 +234,34 @@ def _terminate(pid: int, grace: float = 10.0) -> None:
 
 # ----------------------------------------------------------------------------- the tiny RATIONALYST chain
 
+
 def tiny_chain_env(tmp_path: Path, model_dir: str, run_dir: Path, corpus: Path | None = None) -> dict[str, str]:
     """The whole RATIONALYST chain on a tiny Llama, with the demo recipes and small arrays (a few seconds a stage)."""
     if corpus is None:
         corpus = tmp_path / "corpus.jsonl"
     if not corpus.exists():
         mixed_corpus(corpus, n_prose=6, n_reasoning=4)
-    env = dict(os.environ, RUN_DIR=str(run_dir), LOG_DIR=str(run_dir.parent / f"{run_dir.name}-logs"),
-               HF_HUB_OFFLINE="1", PROCSUP_CACHE=str(tmp_path / "cache"), CONFIG_DIR="configs/demo",
-               CORPUS=str(corpus), MODEL=model_dir, DATASETS="gsm_symbolic", NUM_GPUS="1",
-               PREFILTER_ARRAY="0-1", PREFILTER_ARGS="--reference-limit 50", EXTRACT_ARRAY="0-0", SCORE_ARRAY="0-1",
-               EXTRACT_RATIONALES_ARGS="--limit-per-dataset 2 --max-steps 3 --step-max-tokens 4",
-               FILTER_RATIONALES_ARGS="--tau -1000 --dev-fraction 0.3",
-               FINETUNE_ARGS="--epochs 1 --batch-size 2 --grad-accum 1",
-               INFERENCE_ARGS="--limit 4 --batch-size 1 --shots 1 --max-steps 2 --step-max-tokens 4 "
-                              "--rationale-max-tokens 4",
-               EVALUATE_ARGS="--bootstrap 200")
+    env = dict(
+        os.environ,
+        RUN_DIR=str(run_dir),
+        LOG_DIR=str(run_dir.parent / f"{run_dir.name}-logs"),
+        HF_HUB_OFFLINE="1",
+        PROCSUP_CACHE=str(tmp_path / "cache"),
+        CONFIG_DIR="configs/demo",
+        CORPUS=str(corpus),
+        MODEL=model_dir,
+        DATASETS="gsm_symbolic",
+        NUM_GPUS="1",
+        PREFILTER_ARRAY="0-1",
+        PREFILTER_ARGS="--reference-limit 50",
+        EXTRACT_ARRAY="0-0",
+        SCORE_ARRAY="0-1",
+        EXTRACT_RATIONALES_ARGS="--limit-per-dataset 2 --max-steps 3 --step-max-tokens 4",
+        FILTER_RATIONALES_ARGS="--tau -1000 --dev-fraction 0.3",
+        FINETUNE_ARGS="--epochs 1 --batch-size 2 --grad-accum 1",
+        INFERENCE_ARGS="--limit 4 --batch-size 1 --shots 1 --max-steps 2 --step-max-tokens 4 --rationale-max-tokens 4",
+        EVALUATE_ARGS="--bootstrap 200",
+    )
     if (REPO / ".venv").exists():
         env["PYTHON"] = str(REPO / ".venv" / "bin" / "python")
     return env
@@ -229,16 +269,24 @@ def tiny_chain_env(tmp_path: Path, model_dir: str, run_dir: Path, corpus: Path |
 
 def tiny_refiner_env(tmp_path: Path, t5_dir: str, refiner_dir: Path) -> dict[str, str]:
     """The REFINER chain on a tiny T5 and six MWP problems (tests/test_train_refiner.CSV)."""
-    from tests.test_train_refiner import CSV
+    from tests.conftest import CSV
+
     data = tmp_path / "mwp.csv"
     data.write_text(CSV)
-    return dict(REFINER_DIR=str(refiner_dir), TRAIN_DATA=str(data), TEST_DATA=str(data), GENERATOR_MODEL=t5_dir,
-                CRITIC_MODEL=t5_dir, WARMSTART_FRACTION="1", DEV_FRACTION="0.34",
-                REFINER_WARMSTART_ARGS="--max-steps 2 --eval-steps 1 --batch-size 2",
-                REFINER_CRITIC_ARGS="--max-steps 2 --batch-size 4",
-                TRAIN_REFINER_ARGS="--epochs 1 --max-train 3 --batch-size 3 --exp-num 2 --turns 2 --max-new-tokens 8 "
-                                   "--dev-fraction 0.34",
-                REFINER_PREDICT_ARGS="--limit 3 --max-new-tokens 8")
+    return dict(
+        REFINER_DIR=str(refiner_dir),
+        TRAIN_DATA=str(data),
+        TEST_DATA=str(data),
+        GENERATOR_MODEL=t5_dir,
+        CRITIC_MODEL=t5_dir,
+        WARMSTART_FRACTION="1",
+        DEV_FRACTION="0.34",
+        REFINER_WARMSTART_ARGS="--max-steps 2 --eval-steps 1 --batch-size 2",
+        REFINER_CRITIC_ARGS="--max-steps 2 --batch-size 4",
+        TRAIN_REFINER_ARGS="--epochs 1 --max-train 3 --batch-size 3 --exp-num 2 --turns 2 --max-new-tokens 8 "
+        "--dev-fraction 0.34",
+        REFINER_PREDICT_ARGS="--limit 3 --max-new-tokens 8",
+    )
 
 
 def pipeline(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -256,7 +304,11 @@ def chain_outputs(run_dir: Path) -> dict[str, bytes]:
     files = {}
     for p in sorted(run_dir.rglob("*")):
         rel = str(p.relative_to(run_dir))
-        if p.is_file() and (re.search(r"part-\d+-of-\d+\.jsonl$", rel) or rel.endswith("model.safetensors")
-                            and ("final/" in rel or "best/" in rel) or rel == "report/report.md"):
+        if p.is_file() and (
+            re.search(r"part-\d+-of-\d+\.jsonl$", rel)
+            or rel.endswith("model.safetensors")
+            and ("final/" in rel or "best/" in rel)
+            or rel == "report/report.md"
+        ):
             files[rel] = p.read_bytes()
     return files

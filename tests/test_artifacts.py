@@ -2,8 +2,7 @@ import json
 
 import pytest
 
-from common.artifacts import (BadRecordError, ReadStats, ShardWriter, input_files, read_records, shard_name,
-                              shard_slice)
+from common.artifacts import BadRecordError, ReadStats, ShardWriter, input_files, read_records, shard_name, shard_slice
 
 
 def lines(path):
@@ -19,7 +18,7 @@ def test_shard_name_and_slices():
 def test_writer_finalises_atomically_in_input_order(tmp_path):
     with ShardWriter(tmp_path, 0, 1) as w:
         w.write("a", 0, [{"id": "a-0"}, {"id": "a-1"}])
-        w.write("b", 1, [])                      # an input with no output is still done
+        w.write("b", 1, [])  # an input with no output is still done
         assert not (tmp_path / "part-00000-of-00001.jsonl").exists()
         w.write("c", 2, [{"id": "c-0"}])
         assert w.close(finalize=True)
@@ -39,7 +38,7 @@ def test_resume_cuts_torn_tail_and_skips_done(tmp_path):
     with open(tmp_path / "part-00000-of-00001.jsonl.journal", "a") as fh:
         fh.write('["c", 2, 1')
     with ShardWriter(tmp_path, 0, 1) as w:
-        assert w.done == {"a", "b"} and w.records_out == 2
+        assert w.done_ids == {"a", "b"} and w.records_out == 2
         w.write("c", 2, [{"id": "c"}])
         w.close(finalize=True)
     assert [r["id"] for r in lines(tmp_path / "part-00000-of-00001.jsonl")] == ["a", "b", "c"]
@@ -55,9 +54,9 @@ def test_failures_keep_the_shard_open_and_retry_restores_order(tmp_path):
     assert fails[0]["id"] == "b" and "HTTP 500" in fails[0]["error"]
     assert not (tmp_path / "part-00000-of-00001.jsonl").exists()
     partial = (tmp_path / "part-00000-of-00001.jsonl.partial").read_text()
-    assert "Error" not in partial and '"b"' not in partial      # a failure is never data
+    assert "Error" not in partial and '"b"' not in partial  # a failure is never data
     with ShardWriter(tmp_path, 0, 1) as w:
-        assert "b" not in w.done
+        assert "b" not in w.done_ids
         w.write("b", 1, [{"id": "b"}])
         assert w.close(finalize=True)
     assert [r["id"] for r in lines(tmp_path / "part-00000-of-00001.jsonl")] == ["a", "b", "c"]

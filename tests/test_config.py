@@ -38,8 +38,14 @@ def test_unknown_keys_are_errors(tmp_path, capsys):
 
 def test_help_lists_every_option_with_default():
     text = " ".join(build_parser(Demo).format_help().split())
-    for flag, default in [("--threshold", "0.3"), ("--sources", "gsm8k,ecqa"), ("--on-bad-record", "error"),
-                          ("--shard-index", "None"), ("--seed", "0"), ("--verbose", "False")]:
+    for flag, default in [
+        ("--threshold", "0.3"),
+        ("--sources", "gsm8k,ecqa"),
+        ("--on-bad-record", "error"),
+        ("--shard-index", "None"),
+        ("--seed", "0"),
+        ("--verbose", "False"),
+    ]:
         section = text.split(flag + " ", 2)[2]  # usage line first, then the option's own entry
         assert section.split("--", 1)[0].rstrip().endswith(f"(default: {default})"), section[:120]
 

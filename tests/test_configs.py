@@ -17,15 +17,23 @@ from training.finetune import FinetuneConfig
 from training.train_refiner import TrainRefinerConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-STAGES = {"prefilter": PrefilterConfig, "extract_rationales": ExtractConfig, "parse_rationales": ParseConfig,
-          "score_rationales": ScoreConfig, "filter_rationales": FilterConfig, "finetune": FinetuneConfig,
-          "inference": InferenceConfig, "critic_data": CriticDataConfig, "refiner_warmstart": FinetuneConfig,
-          "refiner_critic": FinetuneConfig, "refiner_train": TrainRefinerConfig, "refiner_predict": RefinerPredictConfig}
+STAGES = {
+    "prefilter": PrefilterConfig,
+    "extract_rationales": ExtractConfig,
+    "parse_rationales": ParseConfig,
+    "score_rationales": ScoreConfig,
+    "filter_rationales": FilterConfig,
+    "finetune": FinetuneConfig,
+    "inference": InferenceConfig,
+    "critic_data": CriticDataConfig,
+    "train_refiner": TrainRefinerConfig,
+    "refiner_predict": RefinerPredictConfig,
+}
 RECIPES = sorted(p for d in ("demo", "paper") for p in (CONFIGS / d).glob("*.yaml"))
 
 
 def stage_of(recipe: Path) -> str:
-    return recipe.stem.split("-")[0]   # inference-math.yaml: a per-benchmark recipe of the inference stage
+    return recipe.stem.split("-")[0]  # inference-math.yaml, finetune-refiner_critic.yaml: variants of one stage
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")

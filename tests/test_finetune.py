@@ -3,11 +3,19 @@ import json
 import pytest
 import torch
 
+from common import training
 from training import finetune
 
-ROWS = [{"id": f"r{i}", "preceding": f"Natalia sold {n} clips in April.", "rationale": f"Half of {n} is {n // 2}.",
-         "input": f"She has number0 apples and eats number1 . how many left ? {i}",
-         "target": "#0: subtract ( number0, number1 ) | EOS"} for i, n in enumerate([48, 24, 72, 10, 12, 36])]
+ROWS = [
+    {
+        "id": f"r{i}",
+        "preceding": f"Natalia sold {n} clips in April.",
+        "rationale": f"Half of {n} is {n // 2}.",
+        "input": f"She has number0 apples and eats number1 . how many left ? {i}",
+        "target": "#0: subtract ( number0, number1 ) | EOS",
+    }
+    for i, n in enumerate([48, 24, 72, 10, 12, 36])
+]
 
 
 def write(path, rows):
@@ -17,23 +25,48 @@ def write(path, rows):
 
 def test_label_mask_covers_exactly_the_prompt(tiny_tokenizer):
     tok = tiny_tokenizer
-    ex = finetune.causal_example(tok, "The cat sat.", "It was tired.", system="", max_length=512)
-    head = tok.apply_chat_template([{"role": "user", "content": "The cat sat."}], tokenize=False,
-                                   add_generation_prompt=True)
+    ex = training.causal_example(tok, "The cat sat.", "It was tired.", system="", max_length=512)
+    head = tok.apply_chat_template(
+        [{"role": "user", "content": "The cat sat."}], tokenize=False, add_generation_prompt=True
+    )
     n_head = len(tok(head, add_special_tokens=False).input_ids)
-    assert ex["labels"][:n_head] == [finetune.IGNORE] * n_head
-    assert ex["labels"][n_head:] == ex["input_ids"][n_head:] and all(t != finetune.IGNORE for t in ex["labels"][n_head:])
-    assert tok.decode(ex["input_ids"][n_head:]) == "It was tired.<|im_end|>\n"          # the turn, and its end
+    assert ex["labels"][:n_head] == [training.IGNORE] * n_head
+    assert ex["labels"][n_head:] == ex["input_ids"][n_head:] and all(
+        t != training.IGNORE for t in ex["labels"][n_head:]
+    )
+    assert tok.decode(ex["input_ids"][n_head:]) == "It was tired.<|im_end|>\n"  # the turn, and its end
     assert ex["input_ids"].count(tok.bos_token_id) == 1 and ex["input_ids"][0] == tok.bos_token_id  # one BOS
-    short = finetune.causal_example(tok, "The cat sat.", "It was tired.", system="", max_length=n_head + 2)
+    short = training.causal_example(tok, "The cat sat.", "It was tired.", system="", max_length=n_head + 2)
     assert len(short["input_ids"]) == len(short["labels"]) == n_head + 2
 
 
 def test_tiny_model_lowers_its_dev_loss(tiny_llama_dir, tmp_path):
     data = write(tmp_path / "train.jsonl", ROWS)
-    assert finetune.main(["--train", data, "--dev", data, "--output", str(tmp_path / "out"), "--model", tiny_llama_dir,
-                          "--lr", "3e-3", "--epochs", "4", "--batch-size", "3", "--grad-accum", "1",
-                          "--warmup-ratio", "0"]) == 0
+    assert (
+        finetune.main(
+            [
+                "--train",
+                data,
+                "--dev",
+                data,
+                "--output",
+                str(tmp_path / "out"),
+                "--model",
+                tiny_llama_dir,
+                "--lr",
+                "3e-3",
+                "--epochs",
+                "4",
+                "--batch-size",
+                "3",
+                "--grad-accum",
+                "1",
+                "--warmup-ratio",
+                "0",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     losses = [h["eval_loss"] for h in metrics["dev_loss"]]
     assert len(losses) == 4 and all(b < a for a, b in zip(losses, losses[1:])) and losses[-1] < 0.9 * losses[0]
@@ -42,9 +75,24 @@ def test_tiny_model_lowers_its_dev_loss(tiny_llama_dir, tmp_path):
 
 def test_resume_from_a_checkpoint_continues_the_same_run(tiny_llama_dir, tmp_path, monkeypatch):
     from transformers import AutoModelForCausalLM, Trainer
+
     data = write(tmp_path / "train.jsonl", ROWS)
-    args = ["--train", data, "--model", tiny_llama_dir, "--lr", "3e-3", "--max-steps", "6", "--eval-steps", "2",
-            "--batch-size", "2", "--grad-accum", "1"]
+    args = [
+        "--train",
+        data,
+        "--model",
+        tiny_llama_dir,
+        "--lr",
+        "3e-3",
+        "--max-steps",
+        "6",
+        "--eval-steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--grad-accum",
+        "1",
+    ]
     assert finetune.main(args + ["--output", str(tmp_path / "oneshot")]) == 0
 
     calls = {"n": 0}
@@ -71,44 +119,107 @@ def test_resume_from_a_checkpoint_continues_the_same_run(tiny_llama_dir, tmp_pat
 
 def test_seq2seq_mode_and_lora(tiny_t5_dir, tmp_path):
     data = write(tmp_path / "train.jsonl", ROWS)
-    refine = [dict(r, id=f"n{i}", input=r["input"] + " Previous Answer: #0: add ( number0, number1 ) | EOS <hint> "
-                   "the operator in #0 is incorrect. | EOH") for i, r in enumerate(ROWS[:4])]
+    refine = [
+        dict(
+            r,
+            id=f"n{i}",
+            input=r["input"] + " Previous Answer: #0: add ( number0, number1 ) | EOS <hint> "
+            "the operator in #0 is incorrect. | EOH",
+        )
+        for i, r in enumerate(ROWS[:4])
+    ]
     noisy = write(tmp_path / "refine.jsonl", refine)
     out = tmp_path / "s2s"
-    assert finetune.main(["--train", data, "--noisy", noisy, "--dev", data, "--output", str(out), "--model",
-                          tiny_t5_dir, "--mode", "seq2seq", "--prompt-field", "input", "--target-field", "target",
-                          "--epochs", "1", "--batch-size", "3", "--grad-accum", "1", "--lora", "true",
-                          "--lr", "1e-3"]) == 0
+    assert (
+        finetune.main(
+            [
+                "--train",
+                data,
+                "--noisy",
+                noisy,
+                "--dev",
+                data,
+                "--output",
+                str(out),
+                "--model",
+                tiny_t5_dir,
+                "--mode",
+                "seq2seq",
+                "--prompt-field",
+                "input",
+                "--target-field",
+                "target",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "3",
+                "--grad-accum",
+                "1",
+                "--lora",
+                "true",
+                "--lr",
+                "1e-3",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((out / "metrics.json").read_text())
-    assert (metrics["train_examples"], metrics["steps"]) == (10, 4)        # 6 + 4 noisy records, batches of 3
+    assert (metrics["train_examples"], metrics["steps"]) == (10, 4)  # 6 + 4 noisy records, batches of 3
     from transformers import AutoModelForSeq2SeqLM
-    assert AutoModelForSeq2SeqLM.from_pretrained(out / "final").config.model_type == "t5"   # LoRA merged
-    ex = finetune.seq2seq_example(finetune.load_model(finetune.FinetuneConfig(model=tiny_t5_dir, mode="seq2seq"))[1],
-                                  "a b", "#0: add ( number0, number1 ) | EOS", 64)
-    assert finetune.IGNORE not in ex["labels"]        # pads are masked by the collator, never in the data
-    batch = finetune.collate(0)([ex, {"input_ids": [1], "labels": [2]}])
-    assert batch["labels"][1, 1:].eq(finetune.IGNORE).all()
+
+    assert AutoModelForSeq2SeqLM.from_pretrained(out / "final").config.model_type == "t5"  # LoRA merged
+    ex = training.seq2seq_example(
+        finetune.load_model(finetune.FinetuneConfig(model=tiny_t5_dir, mode="seq2seq"))[1],
+        "a b",
+        "#0: add ( number0, number1 ) | EOS",
+        64,
+    )
+    assert training.IGNORE not in ex["labels"]  # pads are masked by the collator, never in the data
+    batch = training.collate(0)([ex, {"input_ids": [1], "labels": [2]}])
+    assert batch["labels"][1, 1:].eq(training.IGNORE).all()
 
 
 def test_seq2seq_labels_have_no_start_token_and_end_with_eos(tiny_tokenizer):
     from transformers import AutoTokenizer
+
     from common.models import resolve
+
     bert = AutoTokenizer.from_pretrained(resolve("all-minilm-l6-v2"))
-    ids = finetune.target_ids(bert, "#0: add ( number0, number1 ) | EOS", 64)
-    assert ids[0] != bert.cls_token_id and ids[-1] == bert.sep_token_id     # the model prepends [CLS] itself
-    tiny = finetune.target_ids(tiny_tokenizer, "No hint.", 64)             # this one adds BOS and no EOS
+    ids = training.target_ids(bert, "#0: add ( number0, number1 ) | EOS", 64)
+    assert ids[0] != bert.cls_token_id and ids[-1] == bert.sep_token_id  # the model prepends [CLS] itself
+    tiny = training.target_ids(tiny_tokenizer, "No hint.", 64)  # this one adds BOS and no EOS
     assert tiny[0] != tiny_tokenizer.bos_token_id and tiny[-1] == tiny_tokenizer.eos_token_id
-    assert len(finetune.target_ids(tiny_tokenizer, "No hint. " * 50, 8)) == 8
+    assert len(training.target_ids(tiny_tokenizer, "No hint. " * 50, 8)) == 8
 
 
 def test_freeze_encoder_trains_the_decoder_only(tiny_t5_dir, tmp_path):
     data = write(tmp_path / "train.jsonl", ROWS)
     out = tmp_path / "frozen"
-    args = ["--train", data, "--output", str(out), "--model", tiny_t5_dir, "--prompt-field", "input",
-            "--target-field", "target", "--epochs", "1", "--batch-size", "3", "--grad-accum", "1", "--lr", "1e-2",
-            "--freeze-encoder", "true"]
+    args = [
+        "--train",
+        data,
+        "--output",
+        str(out),
+        "--model",
+        tiny_t5_dir,
+        "--prompt-field",
+        "input",
+        "--target-field",
+        "target",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "3",
+        "--grad-accum",
+        "1",
+        "--lr",
+        "1e-2",
+        "--freeze-encoder",
+        "true",
+    ]
     assert finetune.main(args + ["--mode", "seq2seq"]) == 0
     from transformers import AutoModelForSeq2SeqLM
+
     trained = AutoModelForSeq2SeqLM.from_pretrained(out / "final").state_dict()
     base = AutoModelForSeq2SeqLM.from_pretrained(tiny_t5_dir).state_dict()
     assert all(torch.equal(trained[k], base[k]) for k in base if k.startswith("encoder."))

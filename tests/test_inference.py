@@ -5,17 +5,20 @@ import pytest
 
 from common.config import make_config
 from common.llm.base import Completion
-from common.tasks import TASKS, choose_shots, context, get_task, gsm8k
+from common.tasks.rationalyst import TASKS, choose_shots, context, get_task, gsm8k
 from model_inference import inference
 
 
-@pytest.mark.parametrize("heuristic,scores,want", [
-    ("rationalyst", [-2.0, -0.5, -1.0], 1),             # highest mean log-prob given the rationale
-    ("rationalyst_explicit", [-0.1, -0.5, -0.1], 0),     # ties go to the first
-    ("llm_judge", [3.0, 9.0, 9.0], 1),
-    ("greedy", None, 0),
-    ("self_consistency", None, 0),
-])
+@pytest.mark.parametrize(
+    "heuristic,scores,want",
+    [
+        ("rationalyst", [-2.0, -0.5, -1.0], 1),  # highest mean log-prob given the rationale
+        ("rationalyst_explicit", [-0.1, -0.5, -0.1], 0),  # ties go to the first
+        ("llm_judge", [3.0, 9.0, 9.0], 1),
+        ("greedy", None, 0),
+        ("self_consistency", None, 0),
+    ],
+)
 def test_each_heuristic_picks_what_it_should(heuristic, scores, want):
     assert inference.choose(heuristic, ["a", "b", "c"], scores, random.Random(0)) == want
 
@@ -23,12 +26,13 @@ def test_each_heuristic_picks_what_it_should(heuristic, scores, want):
 def test_random_is_uniform_and_seeded():
     picks = [inference.choose("random", ["a", "b", "c"], None, random.Random(s)) for s in range(300)]
     assert {0, 1, 2} == set(picks) and all(60 < picks.count(i) < 140 for i in range(3))
-    assert inference.choose("random", ["a", "b"], None, random.Random(5)) == \
-        inference.choose("random", ["a", "b"], None, random.Random(5))
+    assert inference.choose("random", ["a", "b"], None, random.Random(5)) == inference.choose(
+        "random", ["a", "b"], None, random.Random(5)
+    )
 
 
 def test_majority_and_judge_parsing():
-    assert inference.majority(["3", None, "4", "4", "3"]) == "3"        # tie: first reached
+    assert inference.majority(["3", None, "4", "4", "3"]) == "3"  # tie: first reached
     assert inference.majority(["5", "6", "6"]) == "6" and inference.majority([None, None]) is None
     assert inference.judge_score("8") == 8.0 and inference.judge_score("Rating: 12/10") == 10.0
     assert inference.judge_score("no idea") == 0.0
@@ -37,47 +41,134 @@ def test_majority_and_judge_parsing():
 def test_few_shot_layout_per_spec():
     pool = [{"question": "Tom has 3 boxes of 4. How many?", "solution": "3*4=<<3*4=12>>12\n#### 12", "answer": "12"}]
     msgs = context(gsm8k, {"question": "Q?"}, choose_shots(gsm8k, pool, 9, seed=14))
-    assert msgs == [{"role": "user", "content": "Question: Tom has 3 boxes of 4. How many?\nAnswer:"},
-                    {"role": "assistant", "content": "3*4=12."},
-                    {"role": "assistant", "content": "The answer is: 12."},
-                    {"role": "user", "content": "Question: Q?\nAnswer:"}]
+    assert msgs == [
+        {"role": "user", "content": "Question: Tom has 3 boxes of 4. How many?\nAnswer:"},
+        {"role": "assistant", "content": "3*4=12."},
+        {"role": "assistant", "content": "The answer is: 12."},
+        {"role": "user", "content": "Question: Q?\nAnswer:"},
+    ]
     assert gsm8k.states_answer("So the answer is 12.") and not gsm8k.states_answer("3*4=12.")
 
 
 # ----------------------------------------------------------------------------- --dataset, for all seven
 
 LOCAL = {  # one question per benchmark, in its original row format, answered correctly by ANSWERS below
-    "gsm8k": ("test.jsonl", [{"question": "Ann has 2 pens and buys 3. How many?", "answer": "2+3=5\n#### 5"}],
-              "train.jsonl", [{"question": "Bo has 1 cat.", "answer": "#### 1"}]),
-    "math": ("test.jsonl", [{"problem": "What is $2^3$?", "solution": "$2^3=\\boxed{8}$.", "level": "Level 1",
-                             "type": "Algebra"}],
-             "train.jsonl", [{"problem": "What is 1+1?", "solution": "It is $\\boxed{2}$.", "level": "Level 1",
-                              "type": "Algebra"}]),
-    "ecqa": ("validation.jsonl", [{"id": "c1", "question": "Where is milk kept cold?", "question_concept": "milk",
-                                   "choices": {"label": list("ABCDE"), "text": ["oven", "fridge", "car", "bag", "sun"]},
-                                   "answerKey": "B"}],
-             "train.jsonl", [{"q_no": "e1", "q_text": "What is wet?", "q_op1": "sand", "q_op2": "water",
-                              "q_op3": "dust", "q_op4": "salt", "q_op5": "ash", "q_ans": "water",
-                              "taskA_pos": "Water is wet.", "taskA_neg": "Sand is dry.\nDust is dry.", "taskB": ""}]),
-    "hellaswag": ("validation.jsonl", [{"ind": 1, "activity_label": "Cooking", "ctx_a": "A man cracks an egg.",
-                                        "ctx_b": "he", "ctx": "A man cracks an egg. he",
-                                        "endings": ["sings.", "flies.", "fries it in a pan.", "sleeps."],
-                                        "source_id": "x", "split": "val", "split_type": "indomain", "label": "2"}],
-                  None, None),
-    "proofwriter": ("test.json", [{"question": "The dog is red.", "context": "The dog is big.", "answer": "C"}],
-                    None, None),
-    "arc": ("test.jsonl", [{"id": "a1", "question": "What do plants need?", "answerKey": "1",
-                            "choices": {"text": ["light", "noise", "plastic"], "label": ["1", "2", "3"]}}], None, None),
-    "mmlu_pro": ("test.jsonl", [{"question_id": 1, "question": "2+2?", "options": [str(i) for i in range(10)],
-                                 "answer": "E", "answer_index": 4, "cot_content": "", "category": "math", "src": "x"}],
-                 "validation.jsonl", [{"question_id": 2, "question": "1+1?", "options": [str(i) for i in range(10)],
-                                       "answer": "C", "answer_index": 2, "cot_content": "A: Let's think. 1+1=2. "
-                                       "The answer is (C).", "category": "math", "src": "x"}]),
+    "gsm8k": (
+        "test.jsonl",
+        [{"question": "Ann has 2 pens and buys 3. How many?", "answer": "2+3=5\n#### 5"}],
+        "train.jsonl",
+        [{"question": "Bo has 1 cat.", "answer": "#### 1"}],
+    ),
+    "math": (
+        "test.jsonl",
+        [{"problem": "What is $2^3$?", "solution": "$2^3=\\boxed{8}$.", "level": "Level 1", "type": "Algebra"}],
+        "train.jsonl",
+        [{"problem": "What is 1+1?", "solution": "It is $\\boxed{2}$.", "level": "Level 1", "type": "Algebra"}],
+    ),
+    "ecqa": (
+        "validation.jsonl",
+        [
+            {
+                "id": "c1",
+                "question": "Where is milk kept cold?",
+                "question_concept": "milk",
+                "choices": {"label": list("ABCDE"), "text": ["oven", "fridge", "car", "bag", "sun"]},
+                "answerKey": "B",
+            }
+        ],
+        "train.jsonl",
+        [
+            {
+                "q_no": "e1",
+                "q_text": "What is wet?",
+                "q_op1": "sand",
+                "q_op2": "water",
+                "q_op3": "dust",
+                "q_op4": "salt",
+                "q_op5": "ash",
+                "q_ans": "water",
+                "taskA_pos": "Water is wet.",
+                "taskA_neg": "Sand is dry.\nDust is dry.",
+                "taskB": "",
+            }
+        ],
+    ),
+    "hellaswag": (
+        "validation.jsonl",
+        [
+            {
+                "ind": 1,
+                "activity_label": "Cooking",
+                "ctx_a": "A man cracks an egg.",
+                "ctx_b": "he",
+                "ctx": "A man cracks an egg. he",
+                "endings": ["sings.", "flies.", "fries it in a pan.", "sleeps."],
+                "source_id": "x",
+                "split": "val",
+                "split_type": "indomain",
+                "label": "2",
+            }
+        ],
+        None,
+        None,
+    ),
+    "proofwriter": (
+        "test.json",
+        [{"question": "The dog is red.", "context": "The dog is big.", "answer": "C"}],
+        None,
+        None,
+    ),
+    "arc": (
+        "test.jsonl",
+        [
+            {
+                "id": "a1",
+                "question": "What do plants need?",
+                "answerKey": "1",
+                "choices": {"text": ["light", "noise", "plastic"], "label": ["1", "2", "3"]},
+            }
+        ],
+        None,
+        None,
+    ),
+    "mmlu_pro": (
+        "test.jsonl",
+        [
+            {
+                "question_id": 1,
+                "question": "2+2?",
+                "options": [str(i) for i in range(10)],
+                "answer": "E",
+                "answer_index": 4,
+                "cot_content": "",
+                "category": "math",
+                "src": "x",
+            }
+        ],
+        "validation.jsonl",
+        [
+            {
+                "question_id": 2,
+                "question": "1+1?",
+                "options": [str(i) for i in range(10)],
+                "answer": "C",
+                "answer_index": 2,
+                "cot_content": "A: Let's think. 1+1=2. The answer is (C).",
+                "category": "math",
+                "src": "x",
+            }
+        ],
+    ),
 }
-ANSWERS = {"gsm8k": "So she has 5 pens. The answer is 5.", "math": "Hence $2^3 = \\boxed{8}$.",
-           "ecqa": "A fridge keeps milk cold, so the answer is: fridge.", "hellaswag": "The answer is (C).",
-           "proofwriter": "Nothing says the dog is red. The answer is: Unknown",
-           "arc": "The answer is: A", "mmlu_pro": "2+2=4, so the answer is (E)."}
+ANSWERS = {
+    "gsm8k": "So she has 5 pens. The answer is 5.",
+    "math": "Hence $2^3 = \\boxed{8}$.",
+    "ecqa": "A fridge keeps milk cold, so the answer is: fridge.",
+    "hellaswag": "The answer is (C).",
+    "proofwriter": "Nothing says the dog is red. The answer is: Unknown",
+    "arc": "The answer is: A",
+    "mmlu_pro": "2+2=4, so the answer is (E).",
+}
 
 
 def write_local(root, name):
@@ -103,7 +194,9 @@ def test_load_questions_dispatches_on_dataset(tmp_path, name):
     msgs = context_of(q)
     assert msgs[-1] == {"role": "user", "content": task.prefix(q)} and msgs[-1]["content"].startswith("Question: ")
     n_shots = sum(m["role"] == "user" for m in msgs) - 1
-    assert n_shots == {"gsm8k": 1, "math": 1, "ecqa": 1, "hellaswag": 4, "proofwriter": 3, "arc": 8, "mmlu_pro": 1}[name]
+    assert (
+        n_shots == {"gsm8k": 1, "math": 1, "ecqa": 1, "hellaswag": 4, "proofwriter": 3, "arc": 8, "mmlu_pro": 1}[name]
+    )
     assert (msgs[0]["role"] == "system") is (name != "gsm8k")
     final = ANSWERS[name]
     assert task.states_answer(final)
@@ -117,7 +210,7 @@ def test_shots_from_the_same_file_are_held_out(tmp_path):
     _, questions, context_of = inference.load_questions(cfg_for(f"gsm8k={f}", shots=2))
     shot_questions = [m["content"] for m in context_of(questions[0]) if m["role"] == "user"][:-1]
     assert len(questions) == 4 and len(shot_questions) == 2
-    assert not {q["question"] for q in questions} & {s.split("\n")[0][len("Question: "):] for s in shot_questions}
+    assert not {q["question"] for q in questions} & {s.split("\n")[0][len("Question: ") :] for s in shot_questions}
     _, questions, _ = inference.load_questions(cfg_for(f"gsm8k={f}", shots=2, limit=3))
     assert len(questions) == 3
 
@@ -146,7 +239,7 @@ def test_loop_stops_on_the_answer_and_scores_it(tmp_path, name):
     [[rec]] = inference.run_batch(cfg, task, context_of, agent, None, None, questions)
     assert rec["stopped"] == "answer" and rec["n_steps"] == 1 and rec["correct"] is True
     assert agent.prompts[0][-1]["content"] == task.prefix(questions[0])
-    strict_ok = name != "ecqa"           # "the answer is: fridge" (an option's text) is read only by the flexible rule
+    strict_ok = name != "ecqa"  # "the answer is: fridge" (an option's text) is read only by the flexible rule
     assert rec["correct_strict"] is strict_ok and (rec["prediction_strict"] is None) is (not strict_ok)
     [[wrong]] = inference.run_batch(cfg, task, context_of, Scripted("Let me think about it."), None, None, questions)
     assert wrong["stopped"] == "step_limit" and wrong["n_steps"] == 4 and wrong["prediction"] is None
@@ -155,9 +248,30 @@ def test_loop_stops_on_the_answer_and_scores_it(tmp_path, name):
 
 def run(tiny_llama_dir, tmp_path, heuristic, **extra):
     out = tmp_path / heuristic
-    args = ["--dataset", "gsm_symbolic", "--limit", "2", "--heuristic", heuristic, "--output", str(out),
-            "--model", tiny_llama_dir, "--device", "cpu", "--shots", "1", "--max-steps", "3",
-            "--step-max-tokens", "6", "--rationale-max-tokens", "5", "--rationale-model", tiny_llama_dir]
+    args = [
+        "--dataset",
+        "gsm_symbolic",
+        "--limit",
+        "2",
+        "--heuristic",
+        heuristic,
+        "--output",
+        str(out),
+        "--model",
+        tiny_llama_dir,
+        "--device",
+        "cpu",
+        "--shots",
+        "1",
+        "--max-steps",
+        "3",
+        "--step-max-tokens",
+        "6",
+        "--rationale-max-tokens",
+        "5",
+        "--rationale-model",
+        tiny_llama_dir,
+    ]
     for k, v in extra.items():
         args += ["--" + k.replace("_", "-"), str(v)]
     assert inference.main(args) == 0
@@ -186,9 +300,31 @@ def test_a_real_run_on_a_multiple_choice_set(tiny_llama_dir, tmp_path):
     """MMLU-Pro from a local copy, end to end with a real (tiny) agent, rationale model and scorer."""
     folder = write_local(tmp_path, "mmlu_pro")
     out = tmp_path / "out"
-    assert inference.main(["--dataset", f"mmlu_pro={folder}", "--heuristic", "rationalyst", "--output", str(out),
-                           "--model", tiny_llama_dir, "--rationale-model", tiny_llama_dir, "--device", "cpu",
-                           "--max-steps", "2", "--step-max-tokens", "5", "--rationale-max-tokens", "4"]) == 0
+    assert (
+        inference.main(
+            [
+                "--dataset",
+                f"mmlu_pro={folder}",
+                "--heuristic",
+                "rationalyst",
+                "--output",
+                str(out),
+                "--model",
+                tiny_llama_dir,
+                "--rationale-model",
+                tiny_llama_dir,
+                "--device",
+                "cpu",
+                "--max-steps",
+                "2",
+                "--step-max-tokens",
+                "5",
+                "--rationale-max-tokens",
+                "4",
+            ]
+        )
+        == 0
+    )
     [rec] = [json.loads(l) for l in (out / "part-00000-of-00001.jsonl").read_text().splitlines()]
     assert rec["id"] == "mmlu_pro-test-0" and rec["gold"] == "E" and rec["trajectory"].startswith("Question: 2+2?")
     assert 1 <= rec["n_steps"] <= 2 and all(len(s["scores"]) == 3 for s in rec["steps"])
@@ -198,9 +334,13 @@ def test_a_real_run_on_a_multiple_choice_set(tiny_llama_dir, tmp_path):
 
 def test_paper_recipes_name_their_benchmark():
     from pathlib import Path
+
     from common.config import load_recipe
+
     recipes = sorted((Path(__file__).resolve().parents[1] / "configs" / "paper").glob("inference*.yaml"))
     names = {load_recipe(r, inference.InferenceConfig)["dataset"]: r.stem for r in recipes}
-    assert names == {"gsm8k": "inference", **{n: f"inference-{n}" for n in
-                                               ("math", "ecqa", "hellaswag", "proofwriter", "arc", "mmlu_pro")}}
+    assert names == {
+        "gsm8k": "inference",
+        **{n: f"inference-{n}" for n in ("math", "ecqa", "hellaswag", "proofwriter", "arc", "mmlu_pro")},
+    }
     assert set(names) == set(TASKS)

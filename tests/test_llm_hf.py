@@ -33,9 +33,14 @@ def check_against_full_forward(backend, pairs, tol=1e-4):
 
 
 BRANCHES = [
-    Branches("Natalia sold clips to 48 of her friends in April.",
-             [(" <BOT>half of 48 is 24<EOT>", " She sold 24 in May."), ("", " She sold 24 in May."),
-              (" So", " the total is 72.")]),
+    Branches(
+        "Natalia sold clips to 48 of her friends in April.",
+        [
+            (" <BOT>half of 48 is 24<EOT>", " She sold 24 in May."),
+            ("", " She sold 24 in May."),
+            (" So", " the total is 72."),
+        ],
+    ),
     Branches([{"role": "user", "content": "The cat sat"}], [("", "on the mat."), (" dog", " ran!")]),
     Branches("Weng earns $12 an hour.", [(" <BOT>rate<EOT>", " She did 50 minutes.")]),
 ]
@@ -45,8 +50,13 @@ def check_branches_against_full_forward(backend, tol=1e-4):
     for reuse in (True, False):
         backend.prefix_reuse = reuse
         got = backend.score_branches(BRANCHES)
-        want = [reference_logprobs(backend.model, backend.encode_prompt(r.prefix) + backend.encode_text(m),
-                                   backend.encode_text(c)) for r in BRANCHES for m, c in r.branches]
+        want = [
+            reference_logprobs(
+                backend.model, backend.encode_prompt(r.prefix) + backend.encode_text(m), backend.encode_text(c)
+            )
+            for r in BRANCHES
+            for m, c in r.branches
+        ]
         assert len(got) == len(want) == 6
         for g, w in zip(got, want):
             assert len(g.logprobs) == len(w) and max(abs(a - b) for a, b in zip(g.logprobs, w)) < tol, reuse
@@ -68,8 +78,8 @@ def test_branches_match_full_forward_tiny(tiny):
 
 def test_exactly_one_bos(tiny):
     bos = tiny.tok.bos_token_id
-    chat = tiny.encode_prompt([{"role": "user", "content": "hi"}])   # the template writes BOS itself
-    raw = tiny.encode_prompt("hi")                                   # the tokenizer would add it
+    chat = tiny.encode_prompt([{"role": "user", "content": "hi"}])  # the template writes BOS itself
+    raw = tiny.encode_prompt("hi")  # the tokenizer would add it
     assert chat[0] == bos and chat[1] != bos
     assert raw[0] == bos and raw.count(bos) == 1
     assert tiny.encode_text(" the mat.")[0] != bos
@@ -86,7 +96,7 @@ def test_sampling_is_seeded_and_independent_of_batching(tiny):
     alone = [tiny.generate([p], **kw)[0] for p in reversed(prompts)][::-1]
     assert [c.texts for c in together] == [c.texts for c in alone]
     assert all(len(c.texts) == 3 for c in together)
-    assert len(set(together[0].texts)) > 1                       # n samples differ
+    assert len(set(together[0].texts)) > 1  # n samples differ
     assert tiny.generate(prompts, **dict(kw, seed=6))[0].texts != together[0].texts
 
 
@@ -112,6 +122,5 @@ def test_branches_match_full_forward_smollm2(smollm2):
 
 @pytest.mark.slow
 def test_smollm2_generates_chat(smollm2):
-    [c] = smollm2.generate([[{"role": "user", "content": "What is 2 + 3? Answer with a number."}]],
-                           max_tokens=24)
+    [c] = smollm2.generate([[{"role": "user", "content": "What is 2 + 3? Answer with a number."}]], max_tokens=24)
     assert "5" in c.texts[0]

@@ -25,7 +25,7 @@ PAIRS = [
     (CHAT, "2 + 3 = 5. The answer is 5."),
     ("Natalia sold 48 clips in April and half as many in May.", " In May she sold 24 clips."),
 ]
-HF_TOLERANCE = 1e-3   # vLLM's CPU kernels vs transformers, fp32; measured about 3e-5
+HF_TOLERANCE = 1e-3  # vLLM's CPU kernels vs transformers, fp32; measured about 3e-5
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +39,15 @@ def vllm_url(smollm2_dir, tmp_path_factory):
             pytest.fail(".venv-vllm is missing in CI: `make test` should have built it (make setup-vllm)")
         pytest.skip(".venv-vllm is missing: run `make setup-vllm`")
     log = tmp_path_factory.mktemp("vllm") / "server.log"
-    server = VLLMServer(SERVED, python=str(python), served_name=SERVED, max_model_len=2048, dtype="float32",
-                        extra_args=["--enforce-eager"], log_path=log)
+    server = VLLMServer(
+        SERVED,
+        python=str(python),
+        served_name=SERVED,
+        max_model_len=2048,
+        dtype="float32",
+        extra_args=["--enforce-eager"],
+        log_path=log,
+    )
     with server:
         yield server.url
 
@@ -52,12 +59,13 @@ def client(url, **kw):
 
 def test_chat_with_n_and_raw_completions(vllm_url):
     llm = client(vllm_url)
-    [chat, raw] = llm.generate([CHAT, "The capital of France is"], n=3, temperature=0.8, max_tokens=16, seed=1,
-                               logprobs=True)
+    [chat, raw] = llm.generate(
+        [CHAT, "The capital of France is"], n=3, temperature=0.8, max_tokens=16, seed=1, logprobs=True
+    )
     assert chat.error is None and len(chat.texts) == 3 and len(set(chat.texts)) > 1
     assert len(raw.texts) == 3 and all(len(lp) > 0 for lp in raw.token_logprobs)
     again = llm.generate([CHAT], n=3, temperature=0.8, max_tokens=16, seed=1)[0]
-    assert again.texts == chat.texts           # per-request seed from (seed, prompt)
+    assert again.texts == chat.texts  # per-request seed from (seed, prompt)
     [greedy] = llm.generate([CHAT], max_tokens=24)
     assert "5" in greedy.texts[0]
 
@@ -78,6 +86,7 @@ def test_score_agrees_with_hf(vllm_url, smollm2, mode):
 
 def test_branches_and_chat_rendering_agree_with_hf(vllm_url, smollm2):
     from common.llm.base import Branches
+
     frame = smollm2.render_chat([{"role": "user", "content": "Natalia sold 48 clips."}])
     remote_llm = client(vllm_url)
     assert remote_llm.render_chat([{"role": "user", "content": "Natalia sold 48 clips."}]) == frame
@@ -126,12 +135,25 @@ def test_several_urls_survive_a_dead_one(vllm_url):
 
 def test_permanent_failure_lands_in_failures_jsonl(vllm_url, tmp_path):
     from sampling import generate
+
     inp = tmp_path / "prompts.jsonl"
     inp.write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"Count to {i}:"}) + "\n" for i in range(3)))
     out = tmp_path / "out"
-    args = ["--backend", "openai", "--model", SERVED, "--input", str(inp), "--output", str(out),
-            "--max-tokens", "4", "--max-retries", "1"]
-    with FaultyProxy(vllm_url, ["pass"] + ["500"] * 4) as proxy:   # p0 passes; p1, p2 fail twice each
+    args = [
+        "--backend",
+        "openai",
+        "--model",
+        SERVED,
+        "--input",
+        str(inp),
+        "--output",
+        str(out),
+        "--max-tokens",
+        "4",
+        "--max-retries",
+        "1",
+    ]
+    with FaultyProxy(vllm_url, ["pass"] + ["500"] * 4) as proxy:  # p0 passes; p1, p2 fail twice each
         assert generate.main(args + ["--base-url", proxy.url, "--batch-size", "1"]) == 3
     failures = [json.loads(l) for l in (out / "part-00000-of-00001.failures.jsonl").read_text().splitlines()]
     assert [f["id"] for f in failures] == ["p1", "p2"] and "HTTP 500" in failures[0]["error"]

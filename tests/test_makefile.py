@@ -1,4 +1,5 @@
 """The Makefile's install guard: a disk too small for a venv stops before pip, with a message."""
+
 import shutil
 import subprocess
 from pathlib import Path

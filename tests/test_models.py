@@ -51,17 +51,20 @@ def test_missing_package_says_how_to_install():
 @pytest.mark.slow
 def test_smollm2_converted_folder_loads(smollm2_dir):
     from transformers import AutoConfig
+
     cfg = AutoConfig.from_pretrained(smollm2_dir)
     assert cfg.model_type == "llama" and cfg.num_hidden_layers == 30 and cfg.vocab_size == 49152
     assert "quantization_config" not in cfg.to_dict()
-    assert models.resolve("smollm2-135m-instruct") == smollm2_dir   # cached: no second conversion
+    assert models.resolve("smollm2-135m-instruct") == smollm2_dir  # cached: no second conversion
 
 
 @pytest.mark.slow
 def test_minilm_embeds_sensibly():
     emb = models.load_embedder("all-minilm-l6-v2", device="cpu")
-    v = emb.encode(["She sold 48 clips in April.", "In April she sold 48 clips.", "The weather in Paris."],
-                   normalize_embeddings=True)
+    v = emb.encode(
+        ["She sold 48 clips in April.", "In April she sold 48 clips.", "The weather in Paris."],
+        normalize_embeddings=True,
+    )
     assert v.shape == (3, 384)
     assert float(v[0] @ v[1]) > 0.8 > float(v[0] @ v[2]) + 0.3
 
@@ -69,18 +72,26 @@ def test_minilm_embeds_sensibly():
 @pytest.mark.slow
 def test_minilm_bert2bert_is_a_seq2seq_with_bert_special_tokens(tmp_path, monkeypatch):
     monkeypatch.setenv("PROCSUP_CACHE", str(tmp_path))
-    from common.seq2seq import generate, load_seq2seq
+    from common.tasks.refiner.seq2seq import generate, load_seq2seq
+
     path = models.resolve("minilm-bert2bert")
     model, tok = load_seq2seq(path, "cpu")
     assert type(model).__name__ == "EncoderDecoderModel"
-    assert (model.generation_config.decoder_start_token_id, model.generation_config.eos_token_id) == \
-        (tok.cls_token_id, tok.sep_token_id)
+    assert (model.generation_config.decoder_start_token_id, model.generation_config.eos_token_id) == (
+        tok.cls_token_id,
+        tok.sep_token_id,
+    )
     # the encoder and the decoder's self-attention start from MiniLM itself
     from transformers import AutoModel
+
     base = AutoModel.from_pretrained(models.resolve("all-minilm-l6-v2")).state_dict()
     enc = model.encoder.state_dict()
-    assert torch.equal(enc["encoder.layer.0.attention.self.query.weight"], base["encoder.layer.0.attention.self.query.weight"])
-    assert torch.equal(model.decoder.bert.encoder.layer[0].attention.self.query.weight,
-                       base["encoder.layer.0.attention.self.query.weight"])
+    assert torch.equal(
+        enc["encoder.layer.0.attention.self.query.weight"], base["encoder.layer.0.attention.self.query.weight"]
+    )
+    assert torch.equal(
+        model.decoder.bert.encoder.layer[0].attention.self.query.weight,
+        base["encoder.layer.0.attention.self.query.weight"],
+    )
     assert len(generate(model, tok, ["a b c"], max_new_tokens=4)) == 1
-    assert models.resolve("minilm-bert2bert") == path                     # built once
+    assert models.resolve("minilm-bert2bert") == path  # built once

@@ -1,7 +1,7 @@
 import json
 
 from sampling import parse_rationales
-from tests.test_rationales import DOC, REWRITE
+from tests.conftest import DOC, REWRITE
 
 
 def test_parse_stage_writes_triples_and_counts_drops(tmp_path):
@@ -9,7 +9,7 @@ def test_parse_stage_writes_triples_and_counts_drops(tmp_path):
         {"id": "d0", "source": "gsm8k", "input": DOC, "output": REWRITE},
         {"id": "d1", "source": "web", "input": DOC, "output": "<BOT>x<EOT> Something else entirely was written."},
         {"id": "d2", "source": "web", "input": DOC, "output": DOC.replace("April.", "April. <BOT>r")},  # no <EOT>
-        {"id": "d3", "source": "web", "input": "A. B.", "output": "A. B."},                  # no rationale
+        {"id": "d3", "source": "web", "input": "A. B.", "output": "A. B."},  # no rationale
     ]
     inp = tmp_path / "extract.jsonl"
     inp.write_text("".join(json.dumps(d) + "\n" for d in docs))
@@ -20,4 +20,6 @@ def test_parse_stage_writes_triples_and_counts_drops(tmp_path):
     assert rows[0]["following"] == "She sold half as many clips in May." and rows[0]["source"] == "gsm8k"
     counts = json.loads((out / "manifest.json").read_text())["counts"]
     assert counts["docs_unfaithful"] == 1 and counts["triples_malformed"] == 1
-    assert counts["docs_without_rationales"] == 2   # d2 (its only rationale was malformed) and d3 and counts["in"] == 4 and counts["out"] == 2
+    assert (
+        counts["docs_without_rationales"] == 2
+    )  # d2 (its only rationale was malformed) and d3 and counts["in"] == 4 and counts["out"] == 2

@@ -1,8 +1,13 @@
-from sampling import prompts
-from sampling.rationales import faithfulness, split_triples
+from common import prompts
+from common.rationales import faithfulness, split_triples
 
-ALL_SHOTS = (prompts.GSM8K_SHOTS + prompts.ECQA_SHOTS + [prompts.MATH_SHOT, prompts.MMLU_PRO_SHOT]
-             + prompts.WEB_SHOTS + prompts.GSM8K_WEB_SHOTS)
+ALL_SHOTS = (
+    prompts.GSM8K_SHOTS
+    + prompts.ECQA_SHOTS
+    + [prompts.MATH_SHOT, prompts.MMLU_PRO_SHOT]
+    + prompts.WEB_SHOTS
+    + prompts.GSM8K_WEB_SHOTS
+)
 
 
 def test_every_few_shot_pair_parses_back_to_its_original():
@@ -22,11 +27,11 @@ def test_prompt_layouts_follow_the_spec():
     assert msgs[-1]["content"] == "Question: q\nAnswer: a" and msgs[0]["content"] == prompts.SYSTEM_DATASETS
     users = [m["content"] for m in msgs[1:-1:2]]
     assert "muffins" in users[0] and "Choices:" in users[3] and "boxed" in msgs[12]["content"]
-    assert "Earth's atmosphere" in users[6]                                                # order: 3,2,1,1
+    assert "Earth's atmosphere" in users[6]  # order: 3,2,1,1
     web = prompts.web_prompt("Some web text.")
     assert [m["role"] for m in web] == ["system"] + ["user", "assistant"] * 7 + ["user"]  # 3.3: 3+2+2
     assert web[0]["content"] == prompts.SYSTEM_WEB and "library" in web[1]["content"]
-    assert "final answer" in web[-2]["content"]          # the GSM8K pairs announce the final answer
+    assert "final answer" in web[-2]["content"]  # the GSM8K pairs announce the final answer
 
 
 def test_per_step_prompt_never_shows_the_next_step():

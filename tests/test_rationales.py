@@ -1,13 +1,7 @@
 import pytest
 
-from sampling.rationales import (BOT, EOT, discounted_score, faithfulness, remove_rationales, scoring_frame,
-                                 split_triples)
-
-DOC = ("Natalia sold clips to 48 of her friends in April. She sold half as many clips in May. "
-       "How many clips did she sell altogether?")
-REWRITE = ("Natalia sold clips to 48 of her friends in April. <BOT>Next we need May's sales, half of 48.<EOT> "
-           "She sold half as many clips in May. <BOT>Now add April and May.<EOT> "
-           "How many clips did she sell altogether?")
+from common.rationales import BOT, EOT, discounted_score, faithfulness, remove_rationales, scoring_frame, split_triples
+from tests.conftest import DOC, REWRITE
 
 
 def test_remove_rationales_and_faithfulness():
@@ -26,23 +20,25 @@ def test_split_triples_following_is_only_the_next_segment():
     first, second = parsed.triples
     assert first.preceding == "Natalia sold clips to 48 of her friends in April."
     assert first.rationale == "Next we need May's sales, half of 48."
-    assert first.following == "She sold half as many clips in May."          # not the rest of the document
+    assert first.following == "She sold half as many clips in May."  # not the rest of the document
     assert (first.index, first.left_steps) == (1, 1)
     # the preceding text of the second has the first rationale removed
-    assert second.preceding == ("Natalia sold clips to 48 of her friends in April. "
-                                "She sold half as many clips in May.")
+    assert second.preceding == ("Natalia sold clips to 48 of her friends in April. She sold half as many clips in May.")
     assert second.following == "How many clips did she sell altogether?" and second.left_steps == 0
 
 
-@pytest.mark.parametrize("rewrite,n,malformed,empty", [
-    ("A. <BOT>r1 B.", 0, 1, 0),                                   # no <EOT>
-    ("A. <BOT>r1<EOT> B. <BOT>r2 C. <BOT>r3<EOT> D.", 2, 1, 0),   # the unclosed one is skipped, the rest kept
-    ("<BOT>r0<EOT> A.", 0, 0, 1),                                 # empty preceding
-    ("A. <BOT><EOT> B.", 0, 0, 1),                                # empty rationale
-    ("A. <BOT>r1<EOT>", 0, 0, 1),                                 # empty following
-    ("A. <EOT> B. <BOT>r<EOT> C.", 1, 0, 0),                      # a stray <EOT> is dropped
-    ("No rationales at all.", 0, 0, 0),
-])
+@pytest.mark.parametrize(
+    "rewrite,n,malformed,empty",
+    [
+        ("A. <BOT>r1 B.", 0, 1, 0),  # no <EOT>
+        ("A. <BOT>r1<EOT> B. <BOT>r2 C. <BOT>r3<EOT> D.", 2, 1, 0),  # the unclosed one is skipped, the rest kept
+        ("<BOT>r0<EOT> A.", 0, 0, 1),  # empty preceding
+        ("A. <BOT><EOT> B.", 0, 0, 1),  # empty rationale
+        ("A. <BOT>r1<EOT>", 0, 0, 1),  # empty following
+        ("A. <EOT> B. <BOT>r<EOT> C.", 1, 0, 0),  # a stray <EOT> is dropped
+        ("No rationales at all.", 0, 0, 0),
+    ],
+)
 def test_malformed_rewrites_are_counted_not_crashed_on(rewrite, n, malformed, empty):
     parsed = split_triples(rewrite)
     assert (len(parsed.triples), parsed.malformed, parsed.empty) == (n, malformed, empty)
@@ -66,8 +62,12 @@ def test_scoring_frame_shares_the_preceding_text(tiny_tokenizer):
     assert f.prefix.endswith("The cat sat.") and "<|im_start|>system" in f.prefix
     assert f.with_middle == " <BOT>cats like mats<EOT>" + f.without_middle
     assert f.without_middle.endswith("<|im_start|>assistant\n")
-    full = render([{"role": "system", "content": f.prefix.split("system\n")[1].split("<|im_end|>")[0]},
-                   {"role": "user", "content": "The cat sat. <BOT>cats like mats<EOT>"}])
+    full = render(
+        [
+            {"role": "system", "content": f.prefix.split("system\n")[1].split("<|im_end|>")[0]},
+            {"role": "user", "content": "The cat sat. <BOT>cats like mats<EOT>"},
+        ]
+    )
     assert f.prefix + f.with_middle == full
     plain = scoring_frame(render, "The cat sat.", "cats like mats", "plain")
     assert plain.with_middle.startswith(". cats like mats<|im_end|>") and "<BOT>" not in plain.prefix

@@ -3,24 +3,24 @@ import json
 import pytest
 import torch
 
-from common.refiner_format import NO_HINT, critic_input
-from common.seq2seq import generate, load_seq2seq
-from common.tasks import mwp
+from common import training
+from common.tasks.refiner import mwp
+from common.tasks.refiner.format import NO_HINT, critic_input
+from common.tasks.refiner.seq2seq import generate, load_seq2seq
 from model_inference import refiner_predict
-from training import finetune
-from tests.test_train_refiner import CSV
+from tests.conftest import CSV
 
 
 def memorise(base: str, pairs: list[tuple[str, str]], out, steps: int = 300) -> str:
     """Train a tiny seq2seq on (input, target) pairs until it repeats them (a plain loop over
-    training.finetune's example builder and collator: the Trainer's per-step overhead is too slow here)."""
+    common.training's example builder and collator: the Trainer's per-step overhead is too slow here)."""
     torch.manual_seed(0)
     model, tok = load_seq2seq(base, "cpu")
-    batch = finetune.collate(tok.pad_token_id)([finetune.seq2seq_example(tok, a, b, 128) for a, b in pairs])
+    batch = training.collate(tok.pad_token_id)([training.seq2seq_example(tok, a, b, 128) for a, b in pairs])
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)                # a tiny model on a busy CPU: several threads only contend
+    torch.set_num_threads(1)  # a tiny model on a busy CPU: several threads only contend
     try:
         for _ in range(steps):
             loss = model(**batch).loss
@@ -44,13 +44,18 @@ def trained(tiny_t5_dir, tmp_path_factory):
     (tmp / "mwp.csv").write_text(CSV)
     examples = mwp.load_examples(tmp / "mwp.csv")
     swap = {"add": "subtract", "subtract": "add", "multiply": "divide", "divide": "multiply"}
-    wrong = {e["id"]: e["z"].replace(f"#0: {op}", f"#0: {swap[op]}")
-             for e in examples for op in [mwp.parse(e["z"])[0].op]}
-    critic_pairs = [(critic_input(e["x"], e["z"]), NO_HINT) for e in examples] + \
-                   [(critic_input(e["x"], wrong[e["id"]]), mwp.critique(e, wrong[e["id"]])) for e in examples[:3]]
-    return {"csv": str(tmp / "mwp.csv"), "examples": examples,
-            "gen": memorise(tiny_t5_dir, [(e["x"], e["z"]) for e in examples], tmp / "gen"),
-            "critic": memorise(tiny_t5_dir, critic_pairs, tmp / "critic")}
+    wrong = {
+        e["id"]: e["z"].replace(f"#0: {op}", f"#0: {swap[op]}") for e in examples for op in [mwp.parse(e["z"])[0].op]
+    }
+    critic_pairs = [(critic_input(e["x"], e["z"]), NO_HINT) for e in examples] + [
+        (critic_input(e["x"], wrong[e["id"]]), mwp.critique(e, wrong[e["id"]])) for e in examples[:3]
+    ]
+    return {
+        "csv": str(tmp / "mwp.csv"),
+        "examples": examples,
+        "gen": memorise(tiny_t5_dir, [(e["x"], e["z"]) for e in examples], tmp / "gen"),
+        "critic": memorise(tiny_t5_dir, critic_pairs, tmp / "critic"),
+    }
 
 
 @pytest.mark.slow
@@ -66,17 +71,35 @@ def test_oracle_prediction_stops_at_no_hint_and_reports_every_turn(trained, tmp_
     csv = tmp_path / "mwp.csv"
     csv.write_text(CSV.replace("18 10,+ number0 number1,28.0", "18 10,- number0 number1,8.0"))
     out = tmp_path / "oracle"
-    assert refiner_predict.main(["--task", "mwp", "--input", str(csv), "--generator", trained["gen"],
-                                 "--critic", "oracle", "--output", str(out), "--max-new-tokens", "64",
-                                 "--batch-size", "4"]) == 0
+    assert (
+        refiner_predict.main(
+            [
+                "--task",
+                "mwp",
+                "--input",
+                str(csv),
+                "--generator",
+                trained["gen"],
+                "--critic",
+                "oracle",
+                "--output",
+                str(out),
+                "--max-new-tokens",
+                "64",
+                "--batch-size",
+                "4",
+            ]
+        )
+        == 0
+    )
     records = {r["id"]: r for r in map(json.loads, (out / "part-00000-of-00001.jsonl").read_text().splitlines())}
     first = records.pop("mwp-0")
-    assert len(first["turns"]) == 4 and not first["stopped"]                  # z0 + T=3 refinements
+    assert len(first["turns"]) == 4 and not first["stopped"]  # z0 + T=3 refinements
     assert all(t["feedback"] == mwp.oracle_feedback(t["z"], first["gold"]) for t in first["turns"][:3])
     assert first["turns"][3]["feedback"] is None
     memorised = [r for r in records.values() if mwp.equations_match(r["turns"][0]["z"], r["gold"])]
     assert len(memorised) >= 4
-    for r in memorised:                                                      # stopped right after turn 0
+    for r in memorised:  # stopped right after turn 0
         assert r["stopped"] and len(r["turns"]) == 1 and r["turns"][0]["feedback"] == NO_HINT
     metrics = json.loads((out / "metrics.json").read_text())
     assert [row["turn"] for row in metrics["turns"]] == [0, 1, 2, 3]
@@ -88,23 +111,46 @@ def test_oracle_prediction_stops_at_no_hint_and_reports_every_turn(trained, tmp_
 @pytest.mark.slow
 def test_trained_critic_feedback_is_what_the_generator_sees(trained, tmp_path):
     out = tmp_path / "critic"
-    assert refiner_predict.main(["--task", "mwp", "--input", trained["csv"], "--generator", trained["gen"],
-                                 "--critic", trained["critic"], "--output", str(out), "--max-new-tokens", "64"]) == 0
+    assert (
+        refiner_predict.main(
+            [
+                "--task",
+                "mwp",
+                "--input",
+                trained["csv"],
+                "--generator",
+                trained["gen"],
+                "--critic",
+                trained["critic"],
+                "--output",
+                str(out),
+                "--max-new-tokens",
+                "64",
+            ]
+        )
+        == 0
+    )
     records = [json.loads(line) for line in (out / "part-00000-of-00001.jsonl").read_text().splitlines()]
     critic_model, tok = load_seq2seq(trained["critic"], "cpu")
     for r in records:
         said = generate(critic_model, tok, [critic_input(r["x"], r["turns"][0]["z"])], max_new_tokens=64)[0]
-        assert r["turns"][0]["feedback"] == said                             # the trained critic, not the oracle
-        assert len(r["turns"]) == (1 if said == NO_HINT else 2)              # paper: T = 1 with a trained critic
+        assert r["turns"][0]["feedback"] == said  # the trained critic, not the oracle
+        assert len(r["turns"]) == (1 if said == NO_HINT else 2)  # paper: T = 1 with a trained critic
     assert [row["turn"] for row in json.loads((out / "metrics.json").read_text())["turns"]] == [0, 1]
 
 
 def test_per_turn_metrics_carry_a_stopped_answer_forward():
-    ex = [{"id": "a", "z": "#0: add ( number0, number1 ) | EOS", "numbers": [1.0, 2.0], "answer": 3.0},
-          {"id": "b", "z": "#0: subtract ( number0, number1 ) | EOS", "numbers": [5.0, 2.0], "answer": 3.0}]
-    recs = [{"id": "a", "turns": [{"z": "#0: add ( number1, number0 ) | EOS"}]},          # stopped, commutative
-            {"id": "b", "turns": [{"z": "#0: add ( number0, number1 ) | EOS"},
-                                  {"z": "#0: subtract ( number0, number1 ) | EOS"}]}]
+    ex = [
+        {"id": "a", "z": "#0: add ( number0, number1 ) | EOS", "numbers": [1.0, 2.0], "answer": 3.0},
+        {"id": "b", "z": "#0: subtract ( number0, number1 ) | EOS", "numbers": [5.0, 2.0], "answer": 3.0},
+    ]
+    recs = [
+        {"id": "a", "turns": [{"z": "#0: add ( number1, number0 ) | EOS"}]},  # stopped, commutative
+        {
+            "id": "b",
+            "turns": [{"z": "#0: add ( number0, number1 ) | EOS"}, {"z": "#0: subtract ( number0, number1 ) | EOS"}],
+        },
+    ]
     rows = refiner_predict.per_turn_metrics(mwp, ex, recs, 2)
     assert [r["equation_em"] for r in rows] == [50.0, 100.0, 100.0]
     assert [r["stopped_before"] for r in rows] == [0, 1, 2]

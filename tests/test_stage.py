@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from common.config import StageConfig
-from tests.conftest import kill_mid_shard
 from common.stage import EXIT_FAILURES, Failed, run_stage
+from tests.conftest import kill_mid_shard
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,8 +29,9 @@ def test_shards_cover_inputs_once_and_manifest_merges(tmp_path):
     for i in range(3):
         cfg = StageConfig(input=str(inp), output=str(tmp_path / "out"), shard_index=i, num_shards=3)
         assert run_stage("double", cfg, double, batch_size=2) == 0
-    ys = sorted(json.loads(l)["y"] for p in sorted((tmp_path / "out").glob("part-*.jsonl"))
-                for l in p.read_text().splitlines())
+    ys = sorted(
+        json.loads(l)["y"] for p in sorted((tmp_path / "out").glob("part-*.jsonl")) for l in p.read_text().splitlines()
+    )
     assert ys == [2 * i for i in range(10)]
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["shards_finished"] == 3 and manifest["counts"]["in"] == 10 and manifest["counts"]["out"] == 10
@@ -68,24 +69,47 @@ def test_failures_are_recorded_then_retried(tmp_path):
 
 
 def _generate_cmd(model_dir, inp, out):
-    return [sys.executable, "-m", "sampling.generate", "--model", model_dir, "--device", "cpu",
-            "--input", str(inp), "--output", str(out), "--n", "2", "--temperature", "0.9",
-            "--max-tokens", "40", "--batch-size", "3", "--seed", "7"]
+    return [
+        sys.executable,
+        "-m",
+        "sampling.generate",
+        "--model",
+        model_dir,
+        "--device",
+        "cpu",
+        "--input",
+        str(inp),
+        "--output",
+        str(out),
+        "--n",
+        "2",
+        "--temperature",
+        "0.9",
+        "--max-tokens",
+        "40",
+        "--batch-size",
+        "3",
+        "--seed",
+        "7",
+    ]
 
 
 def test_sigkill_then_resume_is_byte_identical(tmp_path, tiny_llama_dir):
     inp = tmp_path / "prompts.jsonl"
     with open(inp, "w") as fh:
         for i in range(30):
-            fh.write(json.dumps({"id": f"p{i}", "prompt": [{"role": "user", "content": f"How many clips {i}?"}]})
-                     + "\n")
+            fh.write(
+                json.dumps({"id": f"p{i}", "prompt": [{"role": "user", "content": f"How many clips {i}?"}]}) + "\n"
+            )
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    subprocess.run(_generate_cmd(tiny_llama_dir, inp, tmp_path / "oneshot"), check=True, env=env, cwd=REPO,
-                   capture_output=True)
+    subprocess.run(
+        _generate_cmd(tiny_llama_dir, inp, tmp_path / "oneshot"), check=True, env=env, cwd=REPO, capture_output=True
+    )
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen(_generate_cmd(tiny_llama_dir, inp, out), env=env, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _generate_cmd(tiny_llama_dir, inp, out), env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     kill_mid_shard(proc, out / "part-00000-of-00001.jsonl.journal", 6)
     assert not (out / "part-00000-of-00001.jsonl").exists()
     subprocess.run(_generate_cmd(tiny_llama_dir, inp, out), check=True, env=env, cwd=REPO, capture_output=True)
@@ -113,6 +137,7 @@ def test_resume_with_other_settings_is_refused(tmp_path):
 
 def test_finished_shard_exits_before_loading_a_model(tmp_path, tiny_llama_dir, monkeypatch):
     from sampling import generate
+
     inp = tmp_path / "p.jsonl"
     inp.write_text(json.dumps({"id": "a", "prompt": "The cat"}) + "\n")
     args = ["--input", str(inp), "--output", str(tmp_path / "out"), "--model", tiny_llama_dir, "--max-tokens", "2"]

@@ -1,29 +1,43 @@
 import pytest
 
-from common.tasks import get_task, gsm8k, system_prompt
 from common.tasks.answers import normalize_number
+from common.tasks.rationalyst import get_task, gsm8k, system_prompt
 from tests.conftest import shared_data
 
 
-@pytest.mark.parametrize("text,want", [
-    ("1,234.50", "1234.5"), ("$12", "12"), ("-3", "-3"), ("12.0", "12"), ("0.50", "0.5"), ("72.", "72"),
-    ("+5", "5"), ("-0", "0"), ("abc", None), ("1e3", "1000"),
-])
+@pytest.mark.parametrize(
+    "text,want",
+    [
+        ("1,234.50", "1234.5"),
+        ("$12", "12"),
+        ("-3", "-3"),
+        ("12.0", "12"),
+        ("0.50", "0.5"),
+        ("72.", "72"),
+        ("+5", "5"),
+        ("-0", "0"),
+        ("abc", None),
+        ("1e3", "1000"),
+    ],
+)
 def test_normalize_number(text, want):
     assert normalize_number(text) == want
 
 
-@pytest.mark.parametrize("output,strict,flexible", [
-    ("Natalia sold 48/2 = 24 clips in May.\nAltogether 48+24 = 72 clips.\n#### 72", "72", "72"),
-    ("She has $1,250.75 left.\n#### 1,250.75", "1250.75", "1250.75"),
-    ("So the total cost is $0.50 per apple. The answer is 2.5.", "2.5", "2.5"),   # decimals kept
-    ("The final answer is: **-7**", "-7", "-7"),
-    ("Each box holds 12 eggs, so 3 boxes hold 36 eggs.", None, "36"),
-    ("Pages 3-4 were read, total 4 pages", None, "4"),                         # a hyphen is not a sign
-    ("The temperature fell to -5 degrees.", None, "-5"),
-    ("I do not know.", None, None),
-    ("The answer is 18. Wait, #### 20", "20", "20"),
-])
+@pytest.mark.parametrize(
+    "output,strict,flexible",
+    [
+        ("Natalia sold 48/2 = 24 clips in May.\nAltogether 48+24 = 72 clips.\n#### 72", "72", "72"),
+        ("She has $1,250.75 left.\n#### 1,250.75", "1250.75", "1250.75"),
+        ("So the total cost is $0.50 per apple. The answer is 2.5.", "2.5", "2.5"),  # decimals kept
+        ("The final answer is: **-7**", "-7", "-7"),
+        ("Each box holds 12 eggs, so 3 boxes hold 36 eggs.", None, "36"),
+        ("Pages 3-4 were read, total 4 pages", None, "4"),  # a hyphen is not a sign
+        ("The temperature fell to -5 degrees.", None, "-5"),
+        ("I do not know.", None, None),
+        ("The answer is 18. Wait, #### 20", "20", "20"),
+    ],
+)
 def test_extract_answer(output, strict, flexible):
     assert gsm8k.extract_answer(output, "strict") == strict
     assert gsm8k.extract_answer(output, "flexible") == flexible
@@ -46,7 +60,7 @@ def test_load_original_files():
     test = gsm8k.load("test", folder)
     train = gsm8k.load("train", folder / "train.jsonl")
     assert len(test) == 1319 and len(train) == 7473
-    assert test[0]["id"] == "gsm8k-test-0" and test[0]["answer"] == "18"   # Janet's ducks
+    assert test[0]["id"] == "gsm8k-test-0" and test[0]["answer"] == "18"  # Janet's ducks
     assert all(ex["answer"] is not None for ex in train)
     assert len(gsm8k.load("test", folder, limit=5)) == 5
 
@@ -61,5 +75,5 @@ def test_bad_local_file_names_file_and_line(tmp_path):
 def test_inference_interface():
     ex = {"question": "Tom has 3 boxes of 4. How many?", "solution": "3*4=<<3*4=12>>12\nSo 12 in all\n#### 12"}
     assert gsm8k.prefix(ex) == "Question: Tom has 3 boxes of 4. How many?\nAnswer:"
-    assert gsm8k.shot_steps(ex) == ["3*4=12.", "So 12 in all.", "The answer is: 12."]   # rationalyst.md 6.2
+    assert gsm8k.shot_steps(ex) == ["3*4=12.", "So 12 in all.", "The answer is: 12."]  # rationalyst.md 6.2
     assert system_prompt(gsm8k, ex) is None and gsm8k.predict("The answer is: 12.", ex, "strict") == "12"

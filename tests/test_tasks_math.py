@@ -2,16 +2,28 @@ import json
 
 import pytest
 
-from common.tasks import choose_shots, context, get_task
-from common.tasks import competition_math as m
+from common.tasks.rationalyst import choose_shots, context, get_task
+from common.tasks.rationalyst import competition_math as m
 
 ROWS = [
-    {"problem": "What is $\\frac{1}{2} + \\frac{1}{4}$?", "level": "Level 1", "type": "Prealgebra",
-     "solution": "We have $\\frac{1}{2} = \\frac{2}{4}$. So the sum is $\\frac{2}{4} + \\frac{1}{4} = \\boxed{\\frac{3}{4}}$."},
-    {"problem": "Solve $2x + 3 = 11$.", "level": "Level 2", "type": "Algebra",
-     "solution": "Subtract 3 from both sides to get $2x = 8$. Divide by 2. Then $x = \\boxed{4}$."},
-    {"problem": "How many degrees are in each angle of an equilateral triangle?", "level": "Level 1",
-     "type": "Geometry", "solution": "The angles sum to $180^\\circ$ and are equal, so each is $\\boxed{60^\\circ}$."},
+    {
+        "problem": "What is $\\frac{1}{2} + \\frac{1}{4}$?",
+        "level": "Level 1",
+        "type": "Prealgebra",
+        "solution": "We have $\\frac{1}{2} = \\frac{2}{4}$. So the sum is $\\frac{2}{4} + \\frac{1}{4} = \\boxed{\\frac{3}{4}}$.",
+    },
+    {
+        "problem": "Solve $2x + 3 = 11$.",
+        "level": "Level 2",
+        "type": "Algebra",
+        "solution": "Subtract 3 from both sides to get $2x = 8$. Divide by 2. Then $x = \\boxed{4}$.",
+    },
+    {
+        "problem": "How many degrees are in each angle of an equilateral triangle?",
+        "level": "Level 1",
+        "type": "Geometry",
+        "solution": "The angles sum to $180^\\circ$ and are equal, so each is $\\boxed{60^\\circ}$.",
+    },
 ]
 
 
@@ -46,35 +58,56 @@ def test_few_shot_layout(tmp_path):
     assert msgs[-1] == {"role": "user", "content": "Question: What is 1+1?\nAnswer:"}
     solve = msgs.index({"role": "user", "content": "Question: Solve $2x + 3 = 11$.\nAnswer:"})
     # 6.2: the solution split on ". ", one assistant turn per piece
-    assert [x["content"] for x in msgs[solve + 1:solve + 4]] == [
-        "Subtract 3 from both sides to get $2x = 8$.", "Divide by 2.", "Then $x = \\boxed{4}$."]
-    assert sum(x["role"] == "user" for x in msgs) == 4       # 3 shots (all the pool has) + the question
+    assert [x["content"] for x in msgs[solve + 1 : solve + 4]] == [
+        "Subtract 3 from both sides to get $2x = 8$.",
+        "Divide by 2.",
+        "Then $x = \\boxed{4}$.",
+    ]
+    assert sum(x["role"] == "user" for x in msgs) == 4  # 3 shots (all the pool has) + the question
 
 
-@pytest.mark.parametrize("text,strict,flexible", [
-    ("So the total is $\\boxed{\\dfrac{3}{4}}$.", "\\frac{3}{4}", "\\frac{3}{4}"),
-    ("Each angle measures $\\boxed{60^\\circ}$.", "60", "60"),
-    ("Thus $x = \\boxed{x=4}$", "4", "4"),
-    ("The area is \\boxed{12\\text{ square units}}.", "12", "12"),
-    ("We get $\\boxed{\\left( 1, -\\frac12 \\right)}$.", "(1,-\\frac{1}{2})", "(1,-\\frac{1}{2})"),
-    ("Earlier I wrote \\boxed{5}, but correcting, the result is \\boxed{7}.", "7", "7"),
-    ("The answer is $\\frac{5}{2}$.", None, "\\frac{5}{2}"),
-    ("I could not finish the problem.", None, None),
-    ("The result is \\boxed{3", None, None),                               # unclosed
-])
+@pytest.mark.parametrize(
+    "text,strict,flexible",
+    [
+        ("So the total is $\\boxed{\\dfrac{3}{4}}$.", "\\frac{3}{4}", "\\frac{3}{4}"),
+        ("Each angle measures $\\boxed{60^\\circ}$.", "60", "60"),
+        ("Thus $x = \\boxed{x=4}$", "4", "4"),
+        ("The area is \\boxed{12\\text{ square units}}.", "12", "12"),
+        ("We get $\\boxed{\\left( 1, -\\frac12 \\right)}$.", "(1,-\\frac{1}{2})", "(1,-\\frac{1}{2})"),
+        ("Earlier I wrote \\boxed{5}, but correcting, the result is \\boxed{7}.", "7", "7"),
+        ("The answer is $\\frac{5}{2}$.", None, "\\frac{5}{2}"),
+        ("I could not finish the problem.", None, None),
+        ("The result is \\boxed{3", None, None),  # unclosed
+    ],
+)
 def test_extraction(text, strict, flexible):
     assert m.predict(text, None, "strict") == strict
     assert m.predict(text, None, "flexible") == flexible
 
 
-@pytest.mark.parametrize("prediction,gold,want", [
-    ("\\frac{3}{4}", "\\frac34", True), ("0.75", "\\frac{3}{4}", True), ("3/4", "\\dfrac{3}{4}", True),
-    ("-\\frac{1}{2}", "-0.5", True), ("1,000", "1000", True), ("10\\%", "10", True), ("\\$5.00", "5", True),
-    ("2\\sqrt3", "2\\sqrt{3}", True), ("\\text{(B)}", "(B)", True), ("x = 4", "4", True),
-    ("60°", "60^{\\circ}", True), ("\\sqrt[3]{2}", "\\sqrt[3]{2}", True), ("\\sqrt[3]{2}", "\\sqrt{2}", False),
-    ("\\frac{3}{5}", "\\frac{3}{4}", False), ("4.5", "4", False), ("(1,2)", "(2,1)", False),
-    (None, "4", False), ("", "4", False),
-])
+@pytest.mark.parametrize(
+    "prediction,gold,want",
+    [
+        ("\\frac{3}{4}", "\\frac34", True),
+        ("0.75", "\\frac{3}{4}", True),
+        ("3/4", "\\dfrac{3}{4}", True),
+        ("-\\frac{1}{2}", "-0.5", True),
+        ("1,000", "1000", True),
+        ("10\\%", "10", True),
+        ("\\$5.00", "5", True),
+        ("2\\sqrt3", "2\\sqrt{3}", True),
+        ("\\text{(B)}", "(B)", True),
+        ("x = 4", "4", True),
+        ("60°", "60^{\\circ}", True),
+        ("\\sqrt[3]{2}", "\\sqrt[3]{2}", True),
+        ("\\sqrt[3]{2}", "\\sqrt{2}", False),
+        ("\\frac{3}{5}", "\\frac{3}{4}", False),
+        ("4.5", "4", False),
+        ("(1,2)", "(2,1)", False),
+        (None, "4", False),
+        ("", "4", False),
+    ],
+)
 def test_scoring_is_equivalence_not_eval(prediction, gold, want):
     assert m.is_correct(prediction, gold) is want
 

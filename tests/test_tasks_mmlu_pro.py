@@ -4,14 +4,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from common.tasks import choose_shots, context, mmlu_pro
+from common.tasks.rationalyst import choose_shots, context, mmlu_pro
 
 
 def row(qid, category, answer, cot=""):
     options = [f"option {i}" for i in range(10)]
-    return {"question_id": qid, "question": f"Question {qid} about {category}?", "options": options,
-            "answer": answer, "answer_index": "ABCDEFGHIJ".index(answer), "cot_content": cot, "category": category,
-            "src": "ori_mmlu"}
+    return {
+        "question_id": qid,
+        "question": f"Question {qid} about {category}?",
+        "options": options,
+        "answer": answer,
+        "answer_index": "ABCDEFGHIJ".index(answer),
+        "cot_content": cot,
+        "category": category,
+        "src": "ori_mmlu",
+    }
 
 
 COT = "A: Let's think step by step. Water boils at 100 C at sea level. So the answer is (C)."
@@ -49,18 +56,24 @@ def test_five_shots_of_the_same_category(tmp_path):
     first = msgs.index({"role": "user", "content": users[0]})
     # 6.2: cot_content minus "A: ", split on ". "
     n = int(users[0].split()[2])
-    assert [m["content"] for m in msgs[first + 1:first + 4]] == [
-        "Let's think step by step.", f"Fact {n} boils at 100 C at sea level.", "So the answer is (C)."]
+    assert [m["content"] for m in msgs[first + 1 : first + 4]] == [
+        "Let's think step by step.",
+        f"Fact {n} boils at 100 C at sea level.",
+        "So the answer is (C).",
+    ]
 
 
-@pytest.mark.parametrize("output,strict,flexible", [
-    ("The correct choice is the last one. The answer is (J).", "J", "J"),
-    ("the answer is J", "J", "J"),
-    ("Answer: J", None, "J"),
-    ("(J) option 9", None, "J"),
-    ("I am not sure.", None, None),       # the reference returned a random letter here
-    ("The answer is (K).", None, None),
-])
+@pytest.mark.parametrize(
+    "output,strict,flexible",
+    [
+        ("The correct choice is the last one. The answer is (J).", "J", "J"),
+        ("the answer is J", "J", "J"),
+        ("Answer: J", None, "J"),
+        ("(J) option 9", None, "J"),
+        ("I am not sure.", None, None),  # the reference returned a random letter here
+        ("The answer is (K).", None, None),
+    ],
+)
 def test_extraction_never_guesses(output, strict, flexible):
     q = mmlu_pro.example(TEST[0], "x", "t")
     for _ in range(3):

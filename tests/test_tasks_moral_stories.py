@@ -4,12 +4,14 @@ import random
 import pytest
 
 from common.artifacts import BadRecordError
-from common.refiner_format import NO_HINT
-from common.tasks import moral_stories as ms
+from common.tasks.refiner import moral_stories as ms
+from common.tasks.refiner.format import NO_HINT
 from tests.conftest import shared_data
 
-BRIAN_Z = ("You should help others when they're in danger. <|M_ACT|> Brian drags his hose next door and starts "
-           "putting out the fire at his neighbor's house.")
+BRIAN_Z = (
+    "You should help others when they're in danger. <|M_ACT|> Brian drags his hose next door and starts "
+    "putting out the fire at his neighbor's house."
+)
 
 
 @pytest.fixture(scope="module")
@@ -22,15 +24,23 @@ def test_actor_and_prep_files_give_the_same_x_and_z(prep):
     raw = json.loads(shared_data("refiner", "moral_stories", "actor_dev.json").read_text())
     assert len(actor) == len(prep) == 1000
     assert [(a["id"], a["x"], a["z"]) for a in actor] == [(p["id"], p["x"], p["z"]) for p in prep]
-    assert [(r["actor_input"], r["actor_output"]) for r in raw] == [(a["x"], a["z"]) for a in actor]   # refiner.md 1.3
+    assert [(r["actor_input"], r["actor_output"]) for r in raw] == [(a["x"], a["z"]) for a in actor]  # refiner.md 1.3
     assert prep[0]["z"] == BRIAN_Z and prep[0]["x"].endswith("with his hose. <|NRM|>")
-    assert actor[0]["anti_norms"] == [] and actor[0]["norm_sentiment"] == 1       # no prep fields: polarity of the norm
+    assert actor[0]["anti_norms"] == [] and actor[0]["norm_sentiment"] == 1  # no prep fields: polarity of the norm
 
 
 def test_moral_stories_jsonl_and_bad_records(tmp_path):
-    story = {"ID": "s1", "norm": "It's rude to ignore a guest.", "situation": "Ann has a guest.",
-             "intention": "Ann wants to read.", "moral_action": "Ann chats with her guest.",
-             "immoral_action": "Ann reads her book.", "moral_consequence": "-", "immoral_consequence": "-", "label": 1}
+    story = {
+        "ID": "s1",
+        "norm": "It's rude to ignore a guest.",
+        "situation": "Ann has a guest.",
+        "intention": "Ann wants to read.",
+        "moral_action": "Ann chats with her guest.",
+        "immoral_action": "Ann reads her book.",
+        "moral_consequence": "-",
+        "immoral_consequence": "-",
+        "label": 1,
+    }
     path = tmp_path / "ms.jsonl"
     path.write_text(json.dumps(story) + "\n\n" + json.dumps(dict(story, ID="s2", situation="")) + "\n")
     with pytest.raises(BadRecordError, match=r"ms.jsonl:3: empty or missing situation"):
@@ -41,17 +51,17 @@ def test_moral_stories_jsonl_and_bad_records(tmp_path):
 
 
 def test_oracle_on_worked_examples(prep):
-    brian = prep[0]                      # norm_sentiment 2, norm_action "helping others when they're in danger."
+    brian = prep[0]  # norm_sentiment 2, norm_action "helping others when they're in danger."
     act = " <|M_ACT|> Brian drags his hose next door."
     cases = [
         (BRIAN_Z, NO_HINT),
-        ("It is right to help others when they're in danger." + act, NO_HINT),                  # a paraphrase
-        ("It's wrong not to help others when they're in danger." + act, ms.CONTRADICTION),      # the anti-norm
-        ("it's right to protect property" + act, "helping others when they're in danger."),    # fake norm, +1
-        ("It's rude to drag hose" + act, "not helping others when they're in danger."),        # fake norm, -1: negated
-        ("You shouldn't help others when they are in danger." + act, ms.CONTRADICTION),        # free text, same action
+        ("It is right to help others when they're in danger." + act, NO_HINT),  # a paraphrase
+        ("It's wrong not to help others when they're in danger." + act, ms.CONTRADICTION),  # the anti-norm
+        ("it's right to protect property" + act, "helping others when they're in danger."),  # fake norm, +1
+        ("It's rude to drag hose" + act, "not helping others when they're in danger."),  # fake norm, -1: negated
+        ("You shouldn't help others when they are in danger." + act, ms.CONTRADICTION),  # free text, same action
         ("People should help others who are in danger." + act, NO_HINT),
-        ("You should mow the lawn." + act, "helping others when they're in danger."),          # misaligned
+        ("You should mow the lawn." + act, "helping others when they're in danger."),  # misaligned
         ("It is rude to ignore a neighbor." + act, "not helping others when they're in danger."),
     ]
     for z, feedback in cases:
@@ -78,10 +88,10 @@ def test_every_perturbation_changes_z_and_gets_its_feedback(prep):
 def test_every_fake_norm_is_used_and_keeps_its_case(prep):
     brian = prep[0]
     fakes = [w.split(" <|M_ACT|> ")[0] for k, w in ms.perturbations(brian, random.Random(0)) if k == "fake_norm"]
-    assert len(fakes) == len(brian["fake_norms"]) == 7                 # the reference dropped the last one
+    assert len(fakes) == len(brian["fake_norms"]) == 7  # the reference dropped the last one
     assert fakes[-1] == "It's right to protect property"
     wrongs = [w for _, w in ms.perturbations(prep[3], random.Random(0))]
-    assert "It is wrong to join a Facebook group for the local community" in " ".join(wrongs)   # not "facebook"
+    assert "It is wrong to join a Facebook group for the local community" in " ".join(wrongs)  # not "facebook"
 
 
 def test_inverted_judgment_without_prep_fields():
@@ -95,13 +105,18 @@ def test_inverted_judgment_without_prep_fields():
 
 def test_overlap_metrics_on_hand_made_predictions(prep):
     assert ms.rouge_l("the cat sat on the mat", "the cat on the mat") == pytest.approx(2 * 5 / 11)
-    assert ms.rouge_l("a b c d", "d c b a") == pytest.approx(2 * 1 / 8)       # LCS 1, bag overlap 4
+    assert ms.rouge_l("a b c d", "d c b a") == pytest.approx(2 * 1 / 8)  # LCS 1, bag overlap 4
     assert ms.token_f1("a b c d", "d c b a") == 1.0
     assert ms.rouge_l("", "x") == ms.token_f1("x", "") == 0.0
     examples = prep[:2]
-    predictions = [BRIAN_Z, "You should be careful around things."]          # the second has no action
+    predictions = [BRIAN_Z, "You should be careful around things."]  # the second has no action
     scores = ms.metrics(examples, predictions)
-    norm_f = 2 * 6 / (6 + 9)       # all 6 tokens in order in the gold's 9 (friend's -> friend s)
-    assert scores == {"n": 2, "norm_rouge_l": round(100 * (1 + norm_f) / 2, 2),
-                      "norm_token_f1": round(100 * (1 + norm_f) / 2, 2), "action_rouge_l": 50.0,
-                      "action_token_f1": 50.0, "norm_no_hint": 100.0}
+    norm_f = 2 * 6 / (6 + 9)  # all 6 tokens in order in the gold's 9 (friend's -> friend s)
+    assert scores == {
+        "n": 2,
+        "norm_rouge_l": round(100 * (1 + norm_f) / 2, 2),
+        "norm_token_f1": round(100 * (1 + norm_f) / 2, 2),
+        "action_rouge_l": 50.0,
+        "action_token_f1": 50.0,
+        "norm_no_hint": 100.0,
+    }

@@ -2,39 +2,43 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from common.tasks import mwp
+from common.tasks.refiner import mwp
 from tests.conftest import shared_data
 
 # ----------------------------------------------------------------------------- evaluator
 
 
 def test_execute_examples():
-    z = "#0: multiply ( number1, number2 ) | #1: substract ( number0, #0 ) |  EOS"     # the spec's example
+    z = "#0: multiply ( number1, number2 ) | #1: substract ( number0, #0 ) |  EOS"  # the spec's example
     assert mwp.execute(z, [25000.0, 1500.0, 8.0]) == 13000.0
     assert mwp.execute("number0 EOS", [7.0]) == 7.0
     assert mwp.execute("#0: divide ( number0, 100.0 ) |  <END>", [50.0]) == 0.5
     assert mwp.normalize("#0: substract ( number1,  #0 ) |  <END>") == "#0: subtract ( number1, #0 ) | EOS"
 
 
-@pytest.mark.parametrize("z,numbers,error", [
-    ("#0: power ( number0, number1 ) | EOS", [1.0, 2.0], "unknown operator"),
-    ("#0: add ( number0, number5 ) | EOS", [1.0, 2.0], "has 2 numbers"),
-    ("#0: add ( number0, #1 ) | EOS", [1.0, 2.0], "not yet computed"),
-    ("#1: add ( number0, number1 ) | EOS", [1.0, 2.0], "numbered #1"),
-    ("#0: divide ( number0, number1 ) | EOS", [1.0, 0.0], "division by zero"),
-    ("#0: add ( __import__('os'), number1 ) | EOS", [1.0, 2.0], "not `#k: op"),
-    ("#0: add number0 number1 | EOS", [1.0, 2.0], "not `#k: op"),
-    ("EOS", [], "empty"),
-    ("#0: subtract ( +, number1 ) | EOS", [1.0, 2.0], "bad operand"),
-])
+@pytest.mark.parametrize(
+    "z,numbers,error",
+    [
+        ("#0: power ( number0, number1 ) | EOS", [1.0, 2.0], "unknown operator"),
+        ("#0: add ( number0, number5 ) | EOS", [1.0, 2.0], "has 2 numbers"),
+        ("#0: add ( number0, #1 ) | EOS", [1.0, 2.0], "not yet computed"),
+        ("#1: add ( number0, number1 ) | EOS", [1.0, 2.0], "numbered #1"),
+        ("#0: divide ( number0, number1 ) | EOS", [1.0, 0.0], "division by zero"),
+        ("#0: add ( __import__('os'), number1 ) | EOS", [1.0, 2.0], "not `#k: op"),
+        ("#0: add number0 number1 | EOS", [1.0, 2.0], "not `#k: op"),
+        ("EOS", [], "empty"),
+        ("#0: subtract ( +, number1 ) | EOS", [1.0, 2.0], "bad operand"),
+    ],
+)
 def test_malformed_formulas_raise(z, numbers, error):
     with pytest.raises(mwp.FormulaError, match=error):
         mwp.execute(z, numbers)
 
 
 def trees(max_numbers=4):
-    leaf = st.one_of(st.integers(0, max_numbers - 1).map(lambda n: f"number{n}"),
-                     st.sampled_from(["1.0", "100.0", "0.5"]))
+    leaf = st.one_of(
+        st.integers(0, max_numbers - 1).map(lambda n: f"number{n}"), st.sampled_from(["1.0", "100.0", "0.5"])
+    )
     return st.recursive(leaf, lambda kids: st.tuples(st.sampled_from("+-*/"), kids, kids), max_leaves=6)
 
 
@@ -53,8 +57,7 @@ def value_of(tree, numbers):
 
 
 @settings(max_examples=300, deadline=None)
-@given(trees(), st.lists(st.floats(-1000, 1000, allow_nan=False).map(lambda x: round(x, 2)), min_size=4,
-                         max_size=4))
+@given(trees(), st.lists(st.floats(-1000, 1000, allow_nan=False).map(lambda x: round(x, 2)), min_size=4, max_size=4))
 def test_linear_form_of_a_random_prefix_equation_computes_the_same_value(tree, numbers):
     linear = mwp.prefix_to_linear(prefix_of(tree))
     try:
@@ -64,16 +67,20 @@ def test_linear_form_of_a_random_prefix_equation_computes_the_same_value(tree, n
             mwp.execute(linear, numbers)
         return
     assert mwp.answers_match(mwp.execute(linear, numbers), want, rel=1e-9)
-    assert mwp.parse(linear) == mwp.parse(mwp.normalize(linear.replace(" ", "  ")))   # spacing-insensitive
+    assert mwp.parse(linear) == mwp.parse(mwp.normalize(linear.replace(" ", "  ")))  # spacing-insensitive
     assert mwp.oracle_feedback(linear, linear) == mwp.NO_HINT
 
 
 def test_prefix_to_linear_examples_and_errors():
     # the reference converter's documented cases, and one it got wrong on the val file
-    assert mwp.prefix_to_linear("- + number1 number2 number3") == \
-        "#0: add ( number1, number2 ) | #1: subtract ( #0, number3 ) | EOS"
-    assert mwp.prefix_to_linear("- number1 + number2 number3") == \
-        "#0: add ( number2, number3 ) | #1: subtract ( number1, #0 ) | EOS"
+    assert (
+        mwp.prefix_to_linear("- + number1 number2 number3")
+        == "#0: add ( number1, number2 ) | #1: subtract ( #0, number3 ) | EOS"
+    )
+    assert (
+        mwp.prefix_to_linear("- number1 + number2 number3")
+        == "#0: add ( number2, number3 ) | #1: subtract ( number1, #0 ) | EOS"
+    )
     assert mwp.prefix_to_linear("number0") == "number0 EOS"
     for bad in ("+ number0", "+ number0 number1 number2", "^ number0 number1"):
         with pytest.raises(mwp.FormulaError):
@@ -86,23 +93,40 @@ GOLD1 = "#0: multiply ( number0, number1 ) |  EOS"
 GOLD2 = "#0: multiply ( number1, number2 ) | #1: subtract ( number0, #0 ) |  EOS"
 
 
-@pytest.mark.parametrize("generated,gold,feedback", [
-    # the spec's worked examples (refiner.md 2.2), in this project's message layout
-    ("#0: multiply ( number2, number1 ) |  EOS", GOLD1, "the first number in #0 is incorrect."),
-    ("#0: add ( number0, number1 ) |  EOS", GOLD1, "the operator in #0 is incorrect."),
-    ("#0: multiply ( number0, number1 ) | #1: multiply ( #0, number1 ) | EOS", GOLD1, "remove an operator."),
-    ("#0: multiply ( number1, number2 ) | EOS", GOLD2,
-     "add an operator. the operator in #1 is incorrect. the first number in #1 is incorrect. "
-     "the second number in #1 is incorrect."),
-    (GOLD2.replace("substract", "subtract"), GOLD2, "No hint."),
-    ("#0: multiply ( number1, number2 ) | #1: substract ( number0, #0 ) | EOS", GOLD2, "No hint."),
-    # fixed: subtraction is an operator like the others
-    ("#0: multiply ( number1, number2 ) | #1: add ( number0, #0 ) | EOS", GOLD2, "the operator in #1 is incorrect."),
-    ("#0: multiply ( number2, number1 ) | #1: subtract ( number0, #0 ) | EOS", GOLD2,
-     "the first number in #0 is incorrect. the second number in #0 is incorrect."),
-    ("garbage", GOLD1, "add an operator. the operator in #0 is incorrect. the first number in #0 is incorrect. "
-                       "the second number in #0 is incorrect."),
-])
+@pytest.mark.parametrize(
+    "generated,gold,feedback",
+    [
+        # the spec's worked examples (refiner.md 2.2), in this project's message layout
+        ("#0: multiply ( number2, number1 ) |  EOS", GOLD1, "the first number in #0 is incorrect."),
+        ("#0: add ( number0, number1 ) |  EOS", GOLD1, "the operator in #0 is incorrect."),
+        ("#0: multiply ( number0, number1 ) | #1: multiply ( #0, number1 ) | EOS", GOLD1, "remove an operator."),
+        (
+            "#0: multiply ( number1, number2 ) | EOS",
+            GOLD2,
+            "add an operator. the operator in #1 is incorrect. the first number in #1 is incorrect. "
+            "the second number in #1 is incorrect.",
+        ),
+        (GOLD2.replace("substract", "subtract"), GOLD2, "No hint."),
+        ("#0: multiply ( number1, number2 ) | #1: substract ( number0, #0 ) | EOS", GOLD2, "No hint."),
+        # fixed: subtraction is an operator like the others
+        (
+            "#0: multiply ( number1, number2 ) | #1: add ( number0, #0 ) | EOS",
+            GOLD2,
+            "the operator in #1 is incorrect.",
+        ),
+        (
+            "#0: multiply ( number2, number1 ) | #1: subtract ( number0, #0 ) | EOS",
+            GOLD2,
+            "the first number in #0 is incorrect. the second number in #0 is incorrect.",
+        ),
+        (
+            "garbage",
+            GOLD1,
+            "add an operator. the operator in #0 is incorrect. the first number in #0 is incorrect. "
+            "the second number in #0 is incorrect.",
+        ),
+    ],
+)
 def test_oracle_feedback(generated, gold, feedback):
     assert mwp.oracle_feedback(generated, gold) == feedback
 
@@ -115,6 +139,7 @@ def test_oracle_reports_steps_beyond_three_with_the_right_operand():
 
 # ----------------------------------------------------------------------------- data files
 
+
 def test_evaluator_agrees_with_the_training_answers():
     rows = mwp.load(shared_data("refiner", "mwp", "critique_train.json"))
     wrong = [r for r in rows if not mwp.answers_match(mwp.execute(r["formula"], r["numbers"]), r["answer"])]
@@ -122,8 +147,20 @@ def test_evaluator_agrees_with_the_training_answers():
     # the 12 exceptions are errors in the data: 6 rounded answers (2.99/12 = 0.2492 stored as 0.25; 69.4,
     # 0.165, 0.3333, 54.545, 41.0) and 6 wrong answers or formulas (34*4 = 136 stored as 134; 1222-513 = 709
     # stored as 208; 40/7 stored as 5; `divide ( number0, 7.0 )` where the problem needs 700/100; ...)
-    assert sorted(int(r["id"].rsplit("-", 1)[1]) for r in wrong) == \
-        [82, 120, 284, 397, 586, 620, 1100, 1337, 1411, 1786, 1813, 1875]
+    assert sorted(int(r["id"].rsplit("-", 1)[1]) for r in wrong) == [
+        82,
+        120,
+        284,
+        397,
+        586,
+        620,
+        1100,
+        1337,
+        1411,
+        1786,
+        1813,
+        1875,
+    ]
 
 
 def test_svamp_csvs_convert_and_execute():
@@ -139,10 +176,11 @@ def test_refiner_test_file_quirks():
     val = mwp.load(shared_data("refiner", "mwp", "critique_val.json"))
     assert len(test) == 999 and test[0]["numbers"] is None and test[0]["question"].endswith("each pack?")
     assert all("substract" not in r["formula"] and r["formula"].endswith("EOS") for r in val + test)
-    assert val[0]["question"].endswith("than on tuesday ?")        # Body + " " + Question
+    assert val[0]["question"].endswith("than on tuesday ?")  # Body + " " + Question
 
 
 # ----------------------------------------------------------------------------- REFINER task interface
+
 
 def test_decoded_wordpiece_formulas_normalise_back():
     # what an uncased WordPiece tokenizer (the MiniLM seq2seq default) decodes a formula to
@@ -151,13 +189,16 @@ def test_decoded_wordpiece_formulas_normalise_back():
     assert mwp.execute("# 0 : divide ( number0, 100. 0 ) | eos", [50.0]) == 0.5
 
 
-@pytest.mark.parametrize("generated,match", [
-    ("#0: multiply ( number1, number0 ) | EOS", True),                     # swapped multiply operands
-    ("#0: add ( number0, #0 ) | EOS", False),
-    ("#0: multiply ( number0, number1 ) | EOS", True),
-    ("#0: divide ( number1, number0 ) | EOS", False),                      # divide is not commutative
-    ("not a formula", False),
-])
+@pytest.mark.parametrize(
+    "generated,match",
+    [
+        ("#0: multiply ( number1, number0 ) | EOS", True),  # swapped multiply operands
+        ("#0: add ( number0, #0 ) | EOS", False),
+        ("#0: multiply ( number0, number1 ) | EOS", True),
+        ("#0: divide ( number1, number0 ) | EOS", False),  # divide is not commutative
+        ("not a formula", False),
+    ],
+)
 def test_commutative_exact_match_first_step(generated, match):
     assert mwp.equations_match(generated, "#0: multiply ( number0, number1 ) | EOS") is match
 
@@ -171,12 +212,16 @@ def test_commutative_exact_match_in_later_steps():
 
 
 def test_metrics_equation_em_and_answer_accuracy():
-    ex = [{"id": "a", "x": "", "z": "#0: add ( number0, number1 ) | EOS", "numbers": [1.0, 2.0], "answer": 3.0},
-          {"id": "b", "x": "", "z": "#0: multiply ( number0, number1 ) | EOS", "numbers": [2.0, 2.0], "answer": 4.0},
-          {"id": "c", "x": "", "z": "#0: divide ( number0, number1 ) | EOS", "numbers": None, "answer": 2.0}]
-    preds = ["#0: add ( number1, number0 ) | EOS",          # EM by commutativity, right answer
-             "#0: add ( number0, number1 ) | EOS",          # wrong equation, right answer (2 + 2 = 2 * 2)
-             "#0: divide ( number0, number1 ) | EOS"]       # EM, no numbers: not in answer accuracy
+    ex = [
+        {"id": "a", "x": "", "z": "#0: add ( number0, number1 ) | EOS", "numbers": [1.0, 2.0], "answer": 3.0},
+        {"id": "b", "x": "", "z": "#0: multiply ( number0, number1 ) | EOS", "numbers": [2.0, 2.0], "answer": 4.0},
+        {"id": "c", "x": "", "z": "#0: divide ( number0, number1 ) | EOS", "numbers": None, "answer": 2.0},
+    ]
+    preds = [
+        "#0: add ( number1, number0 ) | EOS",  # EM by commutativity, right answer
+        "#0: add ( number0, number1 ) | EOS",  # wrong equation, right answer (2 + 2 = 2 * 2)
+        "#0: divide ( number0, number1 ) | EOS",
+    ]  # EM, no numbers: not in answer accuracy
     m = mwp.metrics(ex, preds)
     assert m["equation_em"] == pytest.approx(200 / 3, abs=0.01) and m["answer_acc"] == 100.0 and m["answer_n"] == 2
     assert mwp.metrics(ex, ["x", "y", "z"])["equation_em"] == 0.0
@@ -198,6 +243,6 @@ def test_refiner_test_file_gets_numbers_from_the_svamp_csv():
     assert all(e["numbers"] is None for e in mwp.load_examples(test))
     filled = mwp.load_examples(test, svamp_dev=csv)
     matched = [e for e in filled if e["numbers"] is not None]
-    assert len(matched) >= 900                     # refiner.md 1.1: 928 of the 935 matched execute
+    assert len(matched) >= 900  # refiner.md 1.1: 928 of the 935 matched execute
     m = mwp.metrics(filled, [e["z"] for e in filled])
     assert m["equation_em"] == 100.0 and m["answer_n"] == len(matched) and m["answer_acc"] > 98

@@ -2,18 +2,36 @@ import json
 
 import pytest
 
-from common.tasks import choose_shots, context, proofwriter
+from common.tasks.rationalyst import choose_shots, context, proofwriter
 
 REFERENCE_LAYOUT = [  # the reference's local proofwriter_test.json: a JSON list, letter answers
-    {"question": "The bear is kind.", "context": "The bear is big. If something is big then it is kind.",
-     "answer": "A"},
-    {"question": "Based on the above information, is the following statement true, false, or unknown? "
-                 "The bear is not big.", "context": "The bear is big.", "answer": "B",
-     "options": ["A) True", "B) False", "C) Unknown"], "id": "ProofWriter_x_Q2"},   # Logic-LM's layout
+    {
+        "question": "The bear is kind.",
+        "context": "The bear is big. If something is big then it is kind.",
+        "answer": "A",
+    },
+    {
+        "question": "Based on the above information, is the following statement true, false, or unknown? "
+        "The bear is not big.",
+        "context": "The bear is big.",
+        "answer": "B",
+        "options": ["A) True", "B) False", "C) Unknown"],
+        "id": "ProofWriter_x_Q2",
+    },  # Logic-LM's layout
 ]
-HUB_LAYOUT = {"id": "RelNeg-D5-7", "maxD": 5, "NFact": 1, "NRule": 1, "theory": "The mouse is red.",
-              "question": "The mouse is young.", "answer": "Unknown", "QDep": 0, "QLen": 1.0,
-              "allProofs": "", "config": "depth-5"}
+HUB_LAYOUT = {
+    "id": "RelNeg-D5-7",
+    "maxD": 5,
+    "NFact": 1,
+    "NRule": 1,
+    "theory": "The mouse is red.",
+    "question": "The mouse is young.",
+    "answer": "Unknown",
+    "QDep": 0,
+    "QLen": 1.0,
+    "allProofs": "",
+    "config": "depth-5",
+}
 
 
 def test_load_reference_and_hub_layouts(tmp_path):
@@ -24,7 +42,8 @@ def test_load_reference_and_hub_layouts(tmp_path):
     assert proofwriter.prefix(qs[0]) == (
         "Question: Based on the context information, is the following statement true, false, or unknown? "
         "The bear is kind.\nContext: The bear is big. If something is big then it is kind.\n"
-        "Choices: A) True B) False C) Unknown\nAnswer:")
+        "Choices: A) True B) False C) Unknown\nAnswer:"
+    )
     (tmp_path / "test.jsonl").write_text(json.dumps(HUB_LAYOUT) + "\n")
     [q] = proofwriter.load("test", tmp_path / "test.jsonl")
     assert q["answer"] == "C" and q["context"] == "The mouse is red."
@@ -35,28 +54,32 @@ def test_load_reference_and_hub_layouts(tmp_path):
 
 def test_three_hand_written_chaining_shots():
     shots = choose_shots(proofwriter, proofwriter.shot_pool(), proofwriter.DEFAULT_SHOTS, seed=14)[""]
-    assert [s["answer"] for s in shots] == ["A", "B", "C"]             # true, false, unknown
+    assert [s["answer"] for s in shots] == ["A", "B", "C"]  # true, false, unknown
     for s in shots:
         steps = proofwriter.shot_steps(s)
         assert steps[-1] == f"The answer is: {s['answer']}" and len(steps) >= 3
         assert proofwriter.predict(steps[-1], s, "strict") == s["answer"]
     msgs = context(proofwriter, {"question": "The cow is blue.", "context": "The cow is red."}, {"": shots})
     assert msgs[0]["role"] == "system" and msgs[1]["content"].startswith("Question: Based on the context")
-    assert msgs[-1]["content"].endswith("The cow is blue.\nContext: The cow is red.\n"
-                                        "Choices: A) True B) False C) Unknown\nAnswer:")
+    assert msgs[-1]["content"].endswith(
+        "The cow is blue.\nContext: The cow is red.\nChoices: A) True B) False C) Unknown\nAnswer:"
+    )
 
 
-@pytest.mark.parametrize("output,strict,flexible", [
-    ("The bear is big, so it is kind. The answer is: A", "A", "A"),
-    ("So the statement is proved. The answer is (A).", "A", "A"),
-    ("The answer is: A) True", "A", "A"),
-    ("The answer is True.", "A", "A"),                                  # the word, mapped to its letter
-    ("Nothing settles it, so the answer is unknown.", "C", "C"),
-    ("The answer is **False**", "B", "B"),
-    ("A. The statement follows from the rules.", None, "A"),
-    ("The answer is D", None, None),
-    ("It depends on the bear.", None, None),
-])
+@pytest.mark.parametrize(
+    "output,strict,flexible",
+    [
+        ("The bear is big, so it is kind. The answer is: A", "A", "A"),
+        ("So the statement is proved. The answer is (A).", "A", "A"),
+        ("The answer is: A) True", "A", "A"),
+        ("The answer is True.", "A", "A"),  # the word, mapped to its letter
+        ("Nothing settles it, so the answer is unknown.", "C", "C"),
+        ("The answer is **False**", "B", "B"),
+        ("A. The statement follows from the rules.", None, "A"),
+        ("The answer is D", None, None),
+        ("It depends on the bear.", None, None),
+    ],
+)
 def test_extraction(output, strict, flexible):
     assert proofwriter.predict(output, None, "strict") == strict
     assert proofwriter.predict(output, None, "flexible") == flexible

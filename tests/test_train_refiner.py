@@ -6,18 +6,10 @@ import pytest
 import torch
 
 from common.config import parse_config
-from common.seq2seq import load_seq2seq
-from common.tasks import mwp
+from common.tasks.refiner import mwp
+from common.tasks.refiner.seq2seq import load_seq2seq
+from tests.conftest import CSV
 from training import train_refiner
-
-CSV = """Question,Numbers,Equation,Answer
-julia played tag with number0 kids on monday and number1 on tuesday . how many in all ?,18 10,+ number0 number1,28.0
-she has number0 apples and eats number1 . how many left ?,7 3,- number0 number1,4.0
-a box holds number0 pens . how many pens in number1 boxes ?,6 4,* number0 number1,24.0
-number0 cookies are shared by number1 kids . how many each ?,12 3,/ number0 number1,4.0
-he had number0 cards and got number1 more and gave number2 away . how many now ?,5 4 2,- + number0 number1 number2,7.0
-each of number0 bags has number1 marbles . he loses number2 . how many left ?,3 5 4,- * number0 number1 number2,11.0
-"""
 
 STEP = re.compile(r"^(?P<x>.*) Previous Answer: (?P<z>.*) <hint> (?P<f>.*) \| EOH$")
 
@@ -30,8 +22,29 @@ def data(tmp_path):
 
 
 def cfg_for(data, model, out, *extra):
-    return ["--task", "mwp", "--input", data, "--dev", data, "--model", model, "--output", str(out), "--turns", "3",
-            "--exp-num", "2", "--batch-size", "3", "--grad-accum", "1", "--max-new-tokens", "8", *extra]
+    return [
+        "--task",
+        "mwp",
+        "--input",
+        data,
+        "--dev",
+        data,
+        "--model",
+        model,
+        "--output",
+        str(out),
+        "--turns",
+        "3",
+        "--exp-num",
+        "2",
+        "--batch-size",
+        "3",
+        "--grad-accum",
+        "1",
+        "--max-new-tokens",
+        "8",
+        *extra,
+    ]
 
 
 def test_each_turn_sees_x_a_sample_and_the_oracle_feedback_on_it(data, tiny_t5_dir):
@@ -41,13 +54,13 @@ def test_each_turn_sees_x_a_sample_and_the_oracle_feedback_on_it(data, tiny_t5_d
     trace = []
     loss, per_turn = train_refiner.refiner_loss(model, tok, mwp, examples, cfg, random.Random(0), trace)
     assert len(per_turn) == 3 and len(trace) == 3 and torch.isfinite(loss)
-    assert loss.item() == pytest.approx(sum(per_turn), rel=1e-5)          # the loss is summed over turns
-    assert trace[0] == [e["x"] for e in examples]                          # turn 1: x alone
+    assert loss.item() == pytest.approx(sum(per_turn), rel=1e-5)  # the loss is summed over turns
+    assert trace[0] == [e["x"] for e in examples]  # turn 1: x alone
     for turn in trace[1:]:
         for e, text in zip(examples, turn):
             m = STEP.match(text)
             assert m and m["x"] == e["x"]
-            assert m["f"] == mwp.critique(e, m["z"])                        # feedback does not accumulate
+            assert m["f"] == mwp.critique(e, m["z"])  # feedback does not accumulate
     loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
@@ -93,9 +106,14 @@ def test_warm_start_is_loaded_best_saved_and_a_rerun_resumes(data, tiny_t5_dir, 
 
 def test_lora_trains_and_saves_a_merged_model(data, tiny_t5_dir, tmp_path):
     out = tmp_path / "lora"
-    assert train_refiner.main(cfg_for(data, tiny_t5_dir, out, "--epochs", "1", "--lora", "true",
-                                      "--lr", "1e-2", "--turns", "2")) == 0
+    assert (
+        train_refiner.main(
+            cfg_for(data, tiny_t5_dir, out, "--epochs", "1", "--lora", "true", "--lr", "1e-2", "--turns", "2")
+        )
+        == 0
+    )
     from transformers import AutoModelForSeq2SeqLM
+
     merged = AutoModelForSeq2SeqLM.from_pretrained(out / "best")
     assert merged.config.model_type == "t5" and not any("lora" in k for k in merged.state_dict())
     base = AutoModelForSeq2SeqLM.from_pretrained(tiny_t5_dir).state_dict()
@@ -104,9 +122,14 @@ def test_lora_trains_and_saves_a_merged_model(data, tiny_t5_dir, tmp_path):
 
 def test_a_frozen_encoder_keeps_the_warm_start_weights(data, tiny_t5_dir, tmp_path):
     out = tmp_path / "frozen"
-    assert train_refiner.main(cfg_for(data, tiny_t5_dir, out, "--epochs", "1", "--lr", "1e-2", "--turns", "2",
-                                      "--freeze-encoder", "true")) == 0
+    assert (
+        train_refiner.main(
+            cfg_for(data, tiny_t5_dir, out, "--epochs", "1", "--lr", "1e-2", "--turns", "2", "--freeze-encoder", "true")
+        )
+        == 0
+    )
     from transformers import AutoModelForSeq2SeqLM
+
     trained = AutoModelForSeq2SeqLM.from_pretrained(out / "best").state_dict()
     base = AutoModelForSeq2SeqLM.from_pretrained(tiny_t5_dir).state_dict()
     assert all(torch.equal(trained[k], base[k]) for k in base if k.startswith("encoder."))

@@ -27,25 +27,29 @@ import torch
 
 from common.artifacts import git_commit, package_versions, read_records, write_json_atomic
 from common.config import option, parse_config
-from common.models import auto_bos_id, pick_device, resolve, with_single_bos
+from common.models import resolve
 from common.stage import log, setup_logging
-
-IGNORE = -100
+from common.training import LoraOptions, causal_example, collate, seq2seq_example, trainable, use_bf16
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(LoraOptions):
     """Fine-tune a causal or seq2seq model on JSONL records."""
 
     train: str = option("", "training records: JSONL file or directory (e.g. filter_rationales' train/)")
-    noisy: str = option("", "more training records mixed in (the REFINER reference's --noisy-file, refiner.md 3), "
-                            "e.g. critic_data's refine/ (x + wrong z + feedback -> gold z): the warm start then "
-                            "already reads feedback")
+    noisy: str = option(
+        "",
+        "more training records mixed in (the REFINER reference's --noisy-file, refiner.md 3), "
+        "e.g. critic_data's refine/ (x + wrong z + feedback -> gold z): the warm start then "
+        "already reads feedback",
+    )
     dev: str = option("", "dev records for the per-epoch loss and best-checkpoint choice (optional)")
     output: str = option("", "output directory: checkpoints/, final/ (the best model), metrics.json")
     mode: str = option("causal", "'causal' (chat SFT) or 'seq2seq' (encoder-decoder)")
-    model: str = option("smollm2-135m-instruct", "base model: registry name, Hub id or path "
-                                                 "(paper: meta-llama/Meta-Llama-3-8B-Instruct)")
+    model: str = option(
+        "smollm2-135m-instruct",
+        "base model: registry name, Hub id or path (paper: meta-llama/Meta-Llama-3-8B-Instruct)",
+    )
     prompt_field: str = option("preceding", "field for the user turn (causal) or encoder input (seq2seq)")
     target_field: str = option("rationale", "field for the assistant turn (causal) or decoder target (seq2seq)")
     system: str = option("", "causal: optional system message")
@@ -60,66 +64,9 @@ class FinetuneConfig:
     max_length: int = option(1024, "tokens per example (truncated)")
     patience: int = option(3, "stop after this many evaluations without a better dev loss (0 = never)")
     eval_steps: int = option(0, "evaluate and save every N steps (0 = every epoch)")
-    lora: bool = option(False, "train LoRA adapters instead of all weights")
-    lora_r: int = option(16, "LoRA rank")
-    lora_alpha: int = option(32, "LoRA alpha")
-    lora_dropout: float = option(0.05, "LoRA dropout")
     precision: str = option("auto", "'auto' (bf16 on a GPU that has it, else fp32), 'bf16', 'fp32'")
     seed: int = option(42, "seed for data order and initialisation")
     gradient_checkpointing: bool = option(False, "trade compute for memory")
-    freeze_encoder: bool = option(False, "seq2seq: keep the encoder's weights fixed (the MiniLM encoder-decoders: "
-                                         "training it with a new cross-attention collapses its outputs)")
-
-
-# ----------------------------------------------------------------------------- examples
-
-def causal_example(tok, prompt: str, target: str, system: str, max_length: int) -> dict:
-    """input_ids and labels with the prompt masked. The conversation is rendered once; the prompt
-    rendering (with the generation prompt) only locates the boundary, and must be a prefix of it."""
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-    head = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    full = tok.apply_chat_template(messages + [{"role": "assistant", "content": target}], tokenize=False)
-    if not full.startswith(head):
-        raise ValueError("the chat template does not render the prompt as a prefix of the conversation")
-    # exactly one BOS, as at inference (common.llm.hf tokenises prompts the same way)
-    head_ids = with_single_bos(tok(head, add_special_tokens=False).input_ids, auto_bos_id(tok))
-    tail_ids = tok(full[len(head):], add_special_tokens=False).input_ids
-    ids = (head_ids + tail_ids)[:max_length]
-    labels = ([IGNORE] * len(head_ids) + tail_ids)[:max_length]
-    return {"input_ids": ids, "labels": labels}
-
-
-def seq2seq_example(tok, prompt: str, target: str, max_length: int) -> dict:
-    enc = tok(prompt, truncation=True, max_length=max_length, return_token_type_ids=False)
-    return {"input_ids": enc.input_ids, "labels": target_ids(tok, target, max_length)}
-
-
-def target_ids(tok, target: str, max_length: int) -> list[int]:
-    """Decoder labels: the target and its end token, no start token. A BERT tokenizer starts them
-    with [CLS], which is also the decoder start token of the MiniLM seq2seq models (common.models):
-    the model prepends it itself, so a label [CLS] would teach it to write [CLS] twice. A tokenizer
-    that adds BOS but no EOS would never teach the model to stop."""
-    ids = tok(text_target=target, truncation=True, max_length=max_length).input_ids
-    if ids and ids[0] in (tok.cls_token_id, tok.bos_token_id) and ids[0] is not None:
-        ids = ids[1:]
-    if tok.eos_token_id is not None and ids[-1:] != [tok.eos_token_id]:
-        ids = ids[:max_length - 1] + [tok.eos_token_id]
-    return ids
-
-
-def collate(pad_id: int):
-    def fn(batch: list[dict]) -> dict:
-        width = max(len(b["input_ids"]) for b in batch)
-        lwidth = max(len(b["labels"]) for b in batch)
-        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        labels = torch.full((len(batch), lwidth), IGNORE, dtype=torch.long)
-        for i, b in enumerate(batch):
-            ids[i, :len(b["input_ids"])] = torch.tensor(b["input_ids"])
-            mask[i, :len(b["input_ids"])] = 1
-            labels[i, :len(b["labels"])] = torch.tensor(b["labels"])
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
-    return fn
 
 
 def load_examples(path: str, cfg: FinetuneConfig, tok) -> list[dict]:
@@ -132,36 +79,19 @@ def load_examples(path: str, cfg: FinetuneConfig, tok) -> list[dict]:
 
 # ----------------------------------------------------------------------------- model
 
+
 def load_model(cfg: FinetuneConfig):
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
     path = resolve(cfg.model)
     tok = AutoTokenizer.from_pretrained(path)
     if tok.pad_token_id is None:
-        tok.pad_token = tok.eos_token          # no new token: the reference's added <pad> row was never initialised
+        tok.pad_token = tok.eos_token  # no new token: the reference's added <pad> row was never initialised
     auto = AutoModelForCausalLM if cfg.mode == "causal" else AutoModelForSeq2SeqLM
     model = auto.from_pretrained(path, dtype=torch.float32)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     return trainable(model, cfg, seq2seq=cfg.mode == "seq2seq"), tok
-
-
-def trainable(model, cfg, seq2seq: bool):
-    """LoRA adapters on every linear layer (cfg.lora, lora_r, lora_alpha, lora_dropout), then the encoder
-    fixed, adapters included (cfg.freeze_encoder); shared with training.train_refiner."""
-    if cfg.lora:
-        from peft import LoraConfig, TaskType, get_peft_model
-        task = TaskType.SEQ_2_SEQ_LM if seq2seq else TaskType.CAUSAL_LM
-        model = get_peft_model(model, LoraConfig(task_type=task, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                                 lora_dropout=cfg.lora_dropout, target_modules="all-linear"))
-    if cfg.freeze_encoder:
-        model.get_encoder().requires_grad_(False)
-    return model
-
-
-def use_bf16(precision: str) -> bool:
-    if precision == "auto":
-        return pick_device() == "cuda" and torch.cuda.is_bf16_supported()
-    return precision == "bf16"
 
 
 def latest_checkpoint(out: Path) -> str | None:
@@ -179,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--freeze-encoder is for --mode seq2seq")
     setup_logging()
     from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+
     set_seed(cfg.seed)
     out = Path(cfg.output)
     model, tok = load_model(cfg)
@@ -186,36 +117,74 @@ def main(argv: list[str] | None = None) -> int:
     dev = load_examples(cfg.dev, cfg, tok) if cfg.dev else None
     strategy = "steps" if cfg.eval_steps else "epoch"
     args = TrainingArguments(
-        output_dir=str(out / "checkpoints"), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps or -1,
-        learning_rate=cfg.lr, lr_scheduler_type=cfg.scheduler, warmup_steps=cfg.warmup_ratio,  # a float < 1 is a ratio
-        weight_decay=cfg.weight_decay, per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
-        eval_strategy=strategy if dev else "no", save_strategy=strategy, eval_steps=cfg.eval_steps or None,
-        save_steps=cfg.eval_steps or None, save_total_limit=3, load_best_model_at_end=bool(dev),
-        metric_for_best_model="eval_loss", greater_is_better=False, bf16=use_bf16(cfg.precision),
-        logging_steps=1, report_to="none", seed=cfg.seed, data_seed=cfg.seed, remove_unused_columns=False,
-        dataloader_num_workers=0, disable_tqdm=None)
+        output_dir=str(out / "checkpoints"),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps or -1,
+        learning_rate=cfg.lr,
+        lr_scheduler_type=cfg.scheduler,
+        warmup_steps=cfg.warmup_ratio,  # a float < 1 is a ratio
+        weight_decay=cfg.weight_decay,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        eval_strategy=strategy if dev else "no",
+        save_strategy=strategy,
+        eval_steps=cfg.eval_steps or None,
+        save_steps=cfg.eval_steps or None,
+        save_total_limit=3,
+        load_best_model_at_end=bool(dev),
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        bf16=use_bf16(cfg.precision),
+        logging_steps=1,
+        report_to="none",
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        disable_tqdm=None,
+    )
     callbacks = [EarlyStoppingCallback(cfg.patience)] if dev and cfg.patience else []
-    trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=dev,
-                      data_collator=collate(tok.pad_token_id), callbacks=callbacks)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=dev,
+        data_collator=collate(tok.pad_token_id),
+        callbacks=callbacks,
+    )
     resume = latest_checkpoint(out)
     if resume:
         log.info("finetune: resuming from %s", resume)
     result = trainer.train(resume_from_checkpoint=resume)
     final = out / "final"
     if cfg.lora:
-        trainer.model.merge_and_unload().save_pretrained(final)   # a plain model: inference needs no peft
+        trainer.model.merge_and_unload().save_pretrained(final)  # a plain model: inference needs no peft
     else:
-        trainer.save_model(str(final))                            # gathers a full state dict under FSDP
+        trainer.save_model(str(final))  # gathers a full state dict under FSDP
     tok.save_pretrained(final)
     history = [h for h in trainer.state.log_history if "eval_loss" in h]
-    write_json_atomic(out / "metrics.json", {
-        "config": dataclasses.asdict(cfg), "git_commit": git_commit(), "packages": package_versions(),
-        "train_examples": len(train), "dev_examples": len(dev or []), "train_loss": result.training_loss,
-        "steps": trainer.state.global_step, "dev_loss": history, "best_checkpoint": trainer.state.best_model_checkpoint,
-        "resumed_from": resume})
-    log.info("finetune: %d steps; best dev loss %s; model in %s", trainer.state.global_step,
-             min((h["eval_loss"] for h in history), default=None), final)
+    write_json_atomic(
+        out / "metrics.json",
+        {
+            "config": dataclasses.asdict(cfg),
+            "git_commit": git_commit(),
+            "packages": package_versions(),
+            "train_examples": len(train),
+            "dev_examples": len(dev or []),
+            "train_loss": result.training_loss,
+            "steps": trainer.state.global_step,
+            "dev_loss": history,
+            "best_checkpoint": trainer.state.best_model_checkpoint,
+            "resumed_from": resume,
+        },
+    )
+    log.info(
+        "finetune: %d steps; best dev loss %s; model in %s",
+        trainer.state.global_step,
+        min((h["eval_loss"] for h in history), default=None),
+        final,
+    )
     return 0
 
 

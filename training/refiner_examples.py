@@ -11,7 +11,6 @@ chosen on the test distribution (the reference's MWP "val" file is SVAMP, i.e. t
 
 from __future__ import annotations
 
-import random
 import sys
 import time
 from dataclasses import dataclass
@@ -30,24 +29,15 @@ class RefinerExamplesConfig(StageConfig):
     dev_fraction: float = option(0.0, "share of the problems held out to dev/ (0 = no dev/)")
 
 
-def split(examples: list[dict], fraction: float, dev_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
-    order = list(range(len(examples)))
-    random.Random(seed).shuffle(order)
-    n_dev = round(dev_fraction * len(examples))
-    dev, rest = sorted(order[:n_dev]), sorted(order[n_dev:])
-    train = sorted(rest[:max(1, round(fraction * len(rest)))]) if fraction < 1 else rest
-    return [examples[i] for i in train], [examples[i] for i in dev]
-
-
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(RefinerExamplesConfig, argv, __doc__)
     if not cfg.input or not cfg.output:
         raise SystemExit("--input and --output are required")
     setup_logging()
     started = time.time()
-    task = refiner_tasks.get(cfg.task)
+    task = refiner_tasks.get_task(cfg.task)
     examples = [e for f in cfg.input.split(",") for e in task.load_examples(f.strip())]
-    train, dev = split(examples, cfg.fraction, cfg.dev_fraction, cfg.seed)
+    train, dev = refiner_tasks.split_examples(examples, cfg.fraction, cfg.dev_fraction, cfg.seed)
     out = Path(cfg.output)
     counts = {"examples": len(examples), "train": write_records(out / "train", [_record(e) for e in train])}
     if dev:

@@ -6,7 +6,7 @@ For each batch and each turn t = 1..T (`--turns`, paper 3):
      eval mode (the reference sampled with dropout on); one is chosen at random (the paper's
      "critic randomly selects one hypothesis"; the reference's zero regret always kept the last);
   3. the oracle critic (task.critique) gives feedback on it;
-  4. next input = refine_input(x, sample, feedback) (common.refiner_format; feedback does not
+  4. next input = refine_input(x, sample, feedback) (common.tasks.refiner.format; feedback does not
      accumulate, as the reference).
 loss = sum over turns (pads masked; the reference counted them), / grad accumulation; AdamW,
 linear schedule without warmup, clipping at 1.0.
@@ -16,7 +16,8 @@ reference always loaded google/flan-t5-base); the turn count is an int (the refe
 tuple / string); no wandb. After each epoch: greedy exact match on dev without a critic (as the
 reference), the best checkpoint saved to <output>/best/, and the training state to
 <output>/last/ (a rerun resumes after the last finished epoch); early stopping after `--patience`
-evaluations without improvement. `--lora true`: r 8, alpha 32, dropout 0.1 (6), merged on save.
+evaluations without improvement. `--lora true` (refiner.md 6: r 8, alpha 32, dropout 0.1 in the paper
+recipe), merged on save.
 
     python -m training.train_refiner --task mwp --input ../shared/data/svamp/mawps-asdiv-a_svamp_train.csv \
         --dev-fraction 0.1 --model runs/mwp/warm/final --output runs/mwp/refiner
@@ -37,21 +38,23 @@ import torch
 
 from common.artifacts import write_json_atomic, write_manifest
 from common.config import StageConfig, option, parse_config
-from common.models import pick_device
-from common.refiner_format import refine_input
-from common.seq2seq import encode, generate, load_seq2seq
+from common.models import DeviceOptions, pick_device
 from common.stage import log, setup_logging, stage_manifest
 from common.tasks import refiner as refiner_tasks
-from training.finetune import IGNORE, target_ids, trainable
-from training.refiner_examples import split
+from common.tasks.refiner.format import refine_input
+from common.tasks.refiner.seq2seq import encode, generate, load_seq2seq
+from common.training import IGNORE, LoraOptions, target_ids, trainable
 
 
 @dataclass
-class TrainRefinerConfig(StageConfig):
+class TrainRefinerConfig(StageConfig, LoraOptions, DeviceOptions):
     task: str = option("mwp", "REFINER task: mwp, snlr or moral_stories")
     dev: str = option("", "dev data file (task format); empty: hold out --dev-fraction of --input")
-    dev_fraction: float = option(0.1, "share of --input held out as dev when --dev is empty (same split "
-                                      "as training.refiner_examples with the same seed)")
+    dev_fraction: float = option(
+        0.1,
+        "share of --input held out as dev when --dev is empty (same split "
+        "as training.refiner_examples with the same seed)",
+    )
     model: str = option("", "warm-start generator checkpoint (training.finetune's final/), registry name or Hub id")
     turns: int = option(3, "turns T per example (refiner.md 4: 3; the reference README used 4)")
     exp_num: int = option(3, "exploration samples per input and turn (4: 3)")
@@ -68,12 +71,6 @@ class TrainRefinerConfig(StageConfig):
     eval_batch_size: int = option(32, "dev generation batch size")
     patience: int = option(3, "stop after this many epochs without a better dev score (0 = never)")
     metric: str = option("auto", "dev metric to maximise; auto: the task's first metric after 'n'")
-    lora: bool = option(False, "train LoRA adapters (6: r 8, alpha 32, dropout 0.1), merged into best/")
-    lora_r: int = option(8, "LoRA rank")
-    lora_alpha: int = option(32, "LoRA alpha")
-    lora_dropout: float = option(0.1, "LoRA dropout")
-    freeze_encoder: bool = option(False, "keep the encoder's weights fixed (as training.finetune --freeze-encoder)")
-    device: str = option("auto", "cpu, cuda or auto")
 
 
 def turn_inputs(task, examples: list[dict], samples: list[str]) -> list[str]:
@@ -85,12 +82,13 @@ def labels_for(tok, examples: list[dict], max_length: int, device) -> torch.Tens
     rows = [target_ids(tok, e["z"], max_length) for e in examples]
     labels = torch.full((len(rows), max(map(len, rows))), IGNORE, dtype=torch.long)
     for i, r in enumerate(rows):
-        labels[i, :len(r)] = torch.tensor(r)
+        labels[i, : len(r)] = torch.tensor(r)
     return labels.to(device)
 
 
-def refiner_loss(model, tok, task, examples: list[dict], cfg: TrainRefinerConfig, rng: random.Random,
-                 trace: list | None = None) -> tuple[torch.Tensor, list[float]]:
+def refiner_loss(
+    model, tok, task, examples: list[dict], cfg: TrainRefinerConfig, rng: random.Random, trace: list | None = None
+) -> tuple[torch.Tensor, list[float]]:
     """Summed loss over turns for one batch, and each turn's loss. `trace` collects the inputs."""
     inputs = [e["x"] for e in examples]
     labels = labels_for(tok, examples, cfg.max_length, model.device)
@@ -102,17 +100,32 @@ def refiner_loss(model, tok, task, examples: list[dict], cfg: TrainRefinerConfig
         total = loss if total is None else total + loss
         per_turn.append(loss.item())
         if t == cfg.turns - 1:
-            break                                   # the last turn's samples would be unused
-        samples = generate(model, tok, inputs, max_length=cfg.max_length, max_new_tokens=cfg.max_new_tokens,
-                           batch_size=len(inputs), sample=True, top_p=cfg.top_p, num_return=cfg.exp_num)
+            break  # the last turn's samples would be unused
+        samples = generate(
+            model,
+            tok,
+            inputs,
+            max_length=cfg.max_length,
+            max_new_tokens=cfg.max_new_tokens,
+            batch_size=len(inputs),
+            sample=True,
+            top_p=cfg.top_p,
+            num_return=cfg.exp_num,
+        )
         chosen = [samples[i * cfg.exp_num + rng.randrange(cfg.exp_num)] for i in range(len(examples))]
         inputs = turn_inputs(task, examples, chosen)
     return total, per_turn
 
 
 def evaluate(model, tok, task, dev: list[dict], cfg: TrainRefinerConfig) -> dict:
-    preds = generate(model, tok, [e["x"] for e in dev], max_length=cfg.max_length,
-                     max_new_tokens=cfg.max_new_tokens, batch_size=cfg.eval_batch_size)
+    preds = generate(
+        model,
+        tok,
+        [e["x"] for e in dev],
+        max_length=cfg.max_length,
+        max_new_tokens=cfg.max_new_tokens,
+        batch_size=cfg.eval_batch_size,
+    )
     return task.metrics(dev, preds)
 
 
@@ -129,7 +142,8 @@ def save_model(model, tok, target: Path, lora: bool) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     if lora:
         import copy
-        copy.deepcopy(model).merge_and_unload().save_pretrained(tmp)   # a plain model: no peft needed later
+
+        copy.deepcopy(model).merge_and_unload().save_pretrained(tmp)  # a plain model: no peft needed later
     else:
         model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
@@ -142,8 +156,8 @@ def load_data(cfg: TrainRefinerConfig, task) -> tuple[list[dict], list[dict]]:
     if cfg.dev:
         train, dev = examples, task.load_examples(cfg.dev)
     else:
-        train, dev = split(examples, 1.0, cfg.dev_fraction, cfg.seed)
-    return (train[:cfg.max_train] if cfg.max_train else train), (dev[:cfg.max_dev] if cfg.max_dev else dev)
+        train, dev = refiner_tasks.split_examples(examples, 1.0, cfg.dev_fraction, cfg.seed)
+    return (train[: cfg.max_train] if cfg.max_train else train), (dev[: cfg.max_dev] if cfg.max_dev else dev)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,14 +168,14 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--turns and --exp-num must be at least 1")
     setup_logging()
     started = time.time()
-    task = refiner_tasks.get(cfg.task)
+    task = refiner_tasks.get_task(cfg.task)
     train, dev = load_data(cfg, task)
     if not dev:
         raise SystemExit("no dev examples: give --dev or a --dev-fraction above 0")
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    model, tok = load_seq2seq(cfg.model, pick_device(cfg.device))   # refiner.md 9: the reference ignored it
+    model, tok = load_seq2seq(cfg.model, pick_device(cfg.device))  # refiner.md 9: the reference ignored it
     log.info("train_refiner: warm start from %s (%s)", cfg.model, type(model).__name__)
     model = trainable(model, cfg, seq2seq=True)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -169,8 +183,16 @@ def main(argv: list[str] | None = None) -> int:
     steps_per_epoch = math.ceil(len(train) / (cfg.batch_size * cfg.grad_accum))
     total_steps = min(cfg.max_steps, cfg.epochs * steps_per_epoch) if cfg.max_steps else cfg.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / max(1, total_steps)))
-    state = {"epoch": 0, "step": 0, "best": None, "best_epoch": None, "bad_epochs": 0, "history": [],
-             "metric": None, "resumed_from_epoch": None}
+    state = {
+        "epoch": 0,
+        "step": 0,
+        "best": None,
+        "best_epoch": None,
+        "bad_epochs": 0,
+        "history": [],
+        "metric": None,
+        "resumed_from_epoch": None,
+    }
     last = out / "last"
     if (last / "state.json").exists():
         state.update(json.loads((last / "state.json").read_text()))
@@ -182,17 +204,20 @@ def main(argv: list[str] | None = None) -> int:
         state["resumed_from_epoch"] = state["epoch"]
         log.info("train_refiner: resuming after epoch %d (step %d)", state["epoch"], state["step"])
 
-    while state["epoch"] < cfg.epochs and state["step"] < total_steps and not (
-            cfg.patience and state["bad_epochs"] >= cfg.patience):
+    while (
+        state["epoch"] < cfg.epochs
+        and state["step"] < total_steps
+        and not (cfg.patience and state["bad_epochs"] >= cfg.patience)
+    ):
         epoch = state["epoch"]
         order = list(range(len(train)))
         random.Random(cfg.seed * 1000 + epoch).shuffle(order)
-        rng = random.Random(f"{cfg.seed}-{epoch}")          # which sample is explored, per epoch: resumable
+        rng = random.Random(f"{cfg.seed}-{epoch}")  # which sample is explored, per epoch: resumable
         model.train()
         turn_sums, batches, epoch_start = [0.0] * cfg.turns, 0, time.time()
         optimizer.zero_grad()
         for b, i in enumerate(range(0, len(order), cfg.batch_size)):
-            batch = [train[j] for j in order[i:i + cfg.batch_size]]
+            batch = [train[j] for j in order[i : i + cfg.batch_size]]
             loss, per_turn = refiner_loss(model, tok, task, batch, cfg, rng)
             (loss / cfg.grad_accum).backward()
             turn_sums = [s + v for s, v in zip(turn_sums, per_turn)]
@@ -204,14 +229,24 @@ def main(argv: list[str] | None = None) -> int:
                 optimizer.zero_grad()
                 state["step"] += 1
                 if state["step"] % 10 == 0:
-                    log.info("epoch %d step %d/%d: loss per turn %s", epoch + 1, state["step"], total_steps,
-                             [round(s / batches, 4) for s in turn_sums])
+                    log.info(
+                        "epoch %d step %d/%d: loss per turn %s",
+                        epoch + 1,
+                        state["step"],
+                        total_steps,
+                        [round(s / batches, 4) for s in turn_sums],
+                    )
                 if state["step"] >= total_steps:
                     break
         scores = evaluate(model, tok, task, dev, cfg)
         state["metric"] = metric = pick_metric(cfg, scores)
-        entry = {"epoch": epoch + 1, "step": state["step"], "train_loss_per_turn": [s / max(1, batches) for s in turn_sums],
-                 "dev": scores, "seconds": round(time.time() - epoch_start, 1)}
+        entry = {
+            "epoch": epoch + 1,
+            "step": state["step"],
+            "train_loss_per_turn": [s / max(1, batches) for s in turn_sums],
+            "dev": scores,
+            "seconds": round(time.time() - epoch_start, 1),
+        }
         state["history"].append(entry)
         log.info("epoch %d: dev %s", epoch + 1, scores)
         if state["best"] is None or scores[metric] > state["best"]:
@@ -222,26 +257,44 @@ def main(argv: list[str] | None = None) -> int:
         state["epoch"] = epoch + 1
         _save_state(last, model, optimizer, scheduler, state)
 
-    info = stage_manifest("train_refiner", cfg, {"train": len(train), "dev": len(dev), "epochs": state["epoch"],
-                                                 "steps": state["step"]}, started,
-                          best={"metric": state["metric"], "value": state["best"], "epoch": state["best_epoch"]},
-                          history=state["history"], resumed_from_epoch=state["resumed_from_epoch"],
-                          warm_start=cfg.model)
+    info = stage_manifest(
+        "train_refiner",
+        cfg,
+        {"train": len(train), "dev": len(dev), "epochs": state["epoch"], "steps": state["step"]},
+        started,
+        best={"metric": state["metric"], "value": state["best"], "epoch": state["best_epoch"]},
+        history=state["history"],
+        resumed_from_epoch=state["resumed_from_epoch"],
+        warm_start=cfg.model,
+    )
     write_manifest(out, 0, 1, info)
-    write_json_atomic(out / "metrics.json", {k: info[k] for k in ("best", "history", "counts", "resumed_from_epoch",
-                                                           "warm_start")})
-    log.info("train_refiner: best dev %s = %s at epoch %s; model in %s", state["metric"], state["best"],
-             state["best_epoch"], out / "best")
+    write_json_atomic(
+        out / "metrics.json", {k: info[k] for k in ("best", "history", "counts", "resumed_from_epoch", "warm_start")}
+    )
+    log.info(
+        "train_refiner: best dev %s = %s at epoch %s; model in %s",
+        state["metric"],
+        state["best"],
+        state["best_epoch"],
+        out / "best",
+    )
     return 0
 
 
 def _save_state(last: Path, model, optimizer, scheduler, state: dict) -> None:
     last.mkdir(parents=True, exist_ok=True)
     tmp = last / "training.pt.tmp"
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "torch_rng": torch.get_rng_state()}, tmp)
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        },
+        tmp,
+    )
     tmp.replace(last / "training.pt")
-    write_json_atomic(last / "state.json", state)      # written last: it marks the epoch as finished
+    write_json_atomic(last / "state.json", state)  # written last: it marks the epoch as finished
 
 
 if __name__ == "__main__":

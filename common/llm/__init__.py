@@ -6,18 +6,18 @@ from dataclasses import dataclass
 
 from common.config import option
 from common.llm.base import LLM, Branches, Completion, Prompt, TokenScores  # noqa: F401  (re-exported)
+from common.models import DeviceOptions
 
 __all__ = ["LLM", "Branches", "Completion", "Prompt", "TokenScores", "LLMOptions", "make_backend"]
 
 
 @dataclass
-class LLMOptions:
+class LLMOptions(DeviceOptions):
     """Options of one model endpoint; a stage that uses several models prefixes copies of these."""
 
     backend: str = option("hf", "'hf' (in-process transformers) or 'openai' (a vLLM / OpenAI-compatible server)")
     model: str = option("smollm2-135m-instruct", "registry name, Hub id or local path (the served name for openai)")
     base_url: str = option("", "openai: server URL(s), comma-separated; default $OPENAI_BASE_URL")
-    device: str = option("auto", "hf: 'auto' (cuda if present), 'cpu', 'cuda', 'cuda:1'")
     dtype: str = option("auto", "hf: 'auto' (bf16 on GPU, fp32 on CPU), 'float32', 'bfloat16', 'float16'")
     max_batch_tokens: int = option(8192, "hf: padded tokens per forward batch")
     prefix_reuse: bool = option(True, "hf: compute a prefix shared by several continuations once")
@@ -31,11 +31,24 @@ class LLMOptions:
 def make_backend(opts: LLMOptions) -> LLM:
     if opts.backend == "hf":
         from common.llm.hf import HFBackend
-        return HFBackend(opts.model, device=opts.device, dtype=opts.dtype, max_batch_tokens=opts.max_batch_tokens,
-                         prefix_reuse=opts.prefix_reuse)
+
+        return HFBackend(
+            opts.model,
+            device=opts.device,
+            dtype=opts.dtype,
+            max_batch_tokens=opts.max_batch_tokens,
+            prefix_reuse=opts.prefix_reuse,
+        )
     if opts.backend == "openai":
         from common.llm.openai import OpenAIBackend
-        return OpenAIBackend(opts.model or None, base_url=opts.base_url or None, concurrency=opts.concurrency,
-                             max_retries=opts.max_retries, timeout=opts.request_timeout, score_mode=opts.score_mode,
-                             tokenizer=opts.tokenizer or None)
+
+        return OpenAIBackend(
+            opts.model or None,
+            base_url=opts.base_url or None,
+            concurrency=opts.concurrency,
+            max_retries=opts.max_retries,
+            timeout=opts.request_timeout,
+            score_mode=opts.score_mode,
+            tokenizer=opts.tokenizer or None,
+        )
     raise ValueError(f"unknown backend {opts.backend!r}: use 'hf' or 'openai'")

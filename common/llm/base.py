@@ -22,17 +22,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence, Union
+from typing import Any, Protocol
 
 Messages = list[dict[str, str]]
-Prompt = Union[str, Messages]
+Prompt = str | Messages
 
 
 @dataclass
 class Completion:
     texts: list[str] = field(default_factory=list)
-    token_logprobs: list[list[float]] | None = None   # per sample, per generated token (if asked)
+    token_logprobs: list[list[float]] | None = None  # per sample, per generated token (if asked)
     error: str | None = None
 
 
@@ -56,14 +57,23 @@ class Branches:
     """One prefix, several (middle, continuation) branches; each branch's sequence is
     tokens(prefix) + tokens(middle) + tokens(continuation), and only the continuation is scored.
     The prefix is computed once for all branches where the backend can (`hf`)."""
+
     prefix: Prompt
     branches: list[tuple[str, str]]
 
 
 class LLM(Protocol):
-    def generate(self, prompts: Sequence[Prompt], n: int = 1, temperature: float = 0.0, top_p: float = 1.0,
-                 max_tokens: int = 256, stop: Sequence[str] | None = None, seed: int = 0,
-                 logprobs: bool = False) -> list[Completion]: ...
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        n: int = 1,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        max_tokens: int = 256,
+        stop: Sequence[str] | None = None,
+        seed: int = 0,
+        logprobs: bool = False,
+    ) -> list[Completion]: ...
 
     def score(self, pairs: Sequence[tuple[Prompt, str]]) -> list[TokenScores]: ...
 

@@ -9,7 +9,7 @@ predicted, so a long prefix costs no vocabulary projection.
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -29,21 +29,29 @@ class _RowSampler:
         probs = torch.softmax(scores.float() / self.temperature, dim=-1)
         if self.top_p < 1.0:
             sorted_p, order = probs.sort(dim=-1, descending=True)
-            drop = sorted_p.cumsum(-1) - sorted_p > self.top_p   # keeps the smallest set reaching top_p
+            drop = sorted_p.cumsum(-1) - sorted_p > self.top_p  # keeps the smallest set reaching top_p
             sorted_p = sorted_p.masked_fill(drop, 0.0)
             probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
-        picks = torch.stack([torch.multinomial(probs[i], 1, generator=g)
-                             for i, g in enumerate(self.generators)])
+        picks = torch.stack([torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(self.generators)])
         out = torch.full_like(scores, float("-inf"))
         return out.scatter(-1, picks, 0.0)
 
 
 class HFBackend:
-    def __init__(self, model: str = "smollm2-135m-instruct", device: str = "auto", dtype: str = "auto",
-                 max_batch_tokens: int = 8192, max_batch_size: int = 64, prefix_reuse: bool = True,
-                 model_obj=None, tokenizer=None):
+    def __init__(
+        self,
+        model: str = "smollm2-135m-instruct",
+        device: str = "auto",
+        dtype: str = "auto",
+        max_batch_tokens: int = 8192,
+        max_batch_size: int = 64,
+        prefix_reuse: bool = True,
+        model_obj=None,
+        tokenizer=None,
+    ):
         if model_obj is None:
             from common.models import load_causal_lm
+
             model_obj, tokenizer = load_causal_lm(model, device, dtype)
         self.model, self.tok = model_obj.eval(), tokenizer
         if self.tok.pad_token_id is None:
@@ -88,9 +96,17 @@ class HFBackend:
 
     # ------------------------------------------------------------------ generation
     @torch.inference_mode()
-    def generate(self, prompts: Sequence[Prompt], n: int = 1, temperature: float = 0.0, top_p: float = 1.0,
-                 max_tokens: int = 256, stop: Sequence[str] | None = None, seed: int = 0,
-                 logprobs: bool = False) -> list[Completion]:
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        n: int = 1,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        max_tokens: int = 256,
+        stop: Sequence[str] | None = None,
+        seed: int = 0,
+        logprobs: bool = False,
+    ) -> list[Completion]:
         from transformers import GenerationConfig
 
         encoded = [self.encode_prompt(p) for p in prompts]
@@ -100,26 +116,37 @@ class HFBackend:
         results = [Completion(texts=[], token_logprobs=[] if logprobs else None) for _ in prompts]
         order = sorted(range(len(prompts)), key=lambda i: lengths[i])
         pad = self.tok.pad_token_id
-        config = GenerationConfig(max_new_tokens=max_tokens, do_sample=False, num_beams=1, pad_token_id=pad,
-                                  eos_token_id=self.eos_ids, stop_strings=list(stop) if stop else None,
-                                  return_dict_in_generate=True, output_logits=logprobs)
+        config = GenerationConfig(
+            max_new_tokens=max_tokens,
+            do_sample=False,
+            num_beams=1,
+            pad_token_id=pad,
+            eos_token_id=self.eos_ids,
+            stop_strings=list(stop) if stop else None,
+            return_dict_in_generate=True,
+            output_logits=logprobs,
+        )
         for batch in self._batches(order, lengths, per_prompt, max_tokens):
             rows = [i for i in batch for _ in range(per_prompt)]
             width = max(lengths[i] for i in batch)
             ids = torch.full((len(rows), width), pad, dtype=torch.long)
             mask = torch.zeros((len(rows), width), dtype=torch.long)
             for r, i in enumerate(rows):  # left padding for generation
-                ids[r, width - lengths[i]:] = torch.tensor(encoded[i])
-                mask[r, width - lengths[i]:] = 1
+                ids[r, width - lengths[i] :] = torch.tensor(encoded[i])
+                mask[r, width - lengths[i] :] = 1
             processors = None
             if not greedy:
                 seeds = [request_seed(seed, prompts[i]) + k for i in batch for k in range(per_prompt)]
                 processors = [_RowSampler(seeds, temperature, top_p, self.device)]
             out = self.model.generate(
-                input_ids=ids.to(self.device), attention_mask=mask.to(self.device), generation_config=config,
-                logits_processor=processors, tokenizer=self.tok if stop else None)
+                input_ids=ids.to(self.device),
+                attention_mask=mask.to(self.device),
+                generation_config=config,
+                logits_processor=processors,
+                tokenizer=self.tok if stop else None,
+            )
             new = out.sequences[:, width:].tolist()
-            step_lp = (torch.log_softmax(torch.stack(out.logits, 1).float(), -1) if logprobs else None)
+            step_lp = torch.log_softmax(torch.stack(out.logits, 1).float(), -1) if logprobs else None
             for r, i in enumerate(rows):
                 toks = self._trim(new[r])
                 text = cut_at_stop(self.tok.decode(toks, skip_special_tokens=True), stop)
@@ -150,8 +177,10 @@ class HFBackend:
         for req in requests:
             p = self.encode_prompt(req.prefix)
             if not p:
-                raise ValueError("the prefix is empty and the model has no BOS token, so the first "
-                                 "continuation token has nothing to be predicted from")
+                raise ValueError(
+                    "the prefix is empty and the model has no BOS token, so the first "
+                    "continuation token has nothing to be predicted from"
+                )
             items.extend((p, self.encode_text(m), self.encode_text(c)) for m, c in req.branches)
         results: list[TokenScores | None] = [None] * len(items)
         groups: dict[tuple[int, ...], list[int]] = {}
@@ -171,7 +200,7 @@ class HFBackend:
 
     def _score_full(self, idxs, items, results) -> None:
         seqs = {i: items[i][0] + items[i][1] + items[i][2] for i in idxs}
-        starts = {i: len(items[i][0]) + len(items[i][1]) for i in idxs}   # first scored token
+        starts = {i: len(items[i][0]) + len(items[i][1]) for i in idxs}  # first scored token
         lengths = {i: len(seqs[i]) for i in idxs}
         order = sorted(idxs, key=lambda i: lengths[i])
         pad = self.tok.pad_token_id
@@ -180,22 +209,23 @@ class HFBackend:
             ids = torch.full((len(batch), width), pad, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
             for r, i in enumerate(batch):  # right padding: pads come after every real token
-                ids[r, :lengths[i]] = torch.tensor(seqs[i])
-                mask[r, :lengths[i]] = 1
-            first = min(starts[i] for i in batch) - 1      # first predicting position
+                ids[r, : lengths[i]] = torch.tensor(seqs[i])
+                mask[r, : lengths[i]] = 1
+            first = min(starts[i] for i in batch) - 1  # first predicting position
             keep = torch.arange(first, width - 1, device=self.device)
-            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                                logits_to_keep=keep).logits
+            logits = self.model(
+                input_ids=ids.to(self.device), attention_mask=mask.to(self.device), logits_to_keep=keep
+            ).logits
             for r, i in enumerate(batch):
                 a = starts[i] - 1 - first
-                results[i] = self._gather(logits[r, a:a + len(items[i][2])], items[i][2])
+                results[i] = self._gather(logits[r, a : a + len(items[i][2])], items[i][2])
 
     def _score_shared(self, prefix, idxs, items, results) -> None:
         """One forward over the shared prefix; its KV cache is repeated over the branches."""
         P = len(prefix)
         out = self.model(input_ids=torch.tensor([prefix], device=self.device), use_cache=True, logits_to_keep=1)
         cache, last = out.past_key_values, out.logits[0, -1]
-        rows = {i: items[i][1] + items[i][2] for i in idxs}                  # middle + continuation
+        rows = {i: items[i][1] + items[i][2] for i in idxs}  # middle + continuation
         lengths = {i: P + len(rows[i]) for i in idxs}
         order = sorted(idxs, key=lambda i: lengths[i])
         pad = self.tok.pad_token_id
@@ -205,17 +235,20 @@ class HFBackend:
             mask = torch.zeros((len(batch), P + width), dtype=torch.long)
             mask[:, :P] = 1
             for r, i in enumerate(batch):
-                ids[r, :len(rows[i])] = torch.tensor(rows[i])
-                mask[r, P:P + len(rows[i])] = 1
+                ids[r, : len(rows[i])] = torch.tensor(rows[i])
+                mask[r, P : P + len(rows[i])] = 1
             logits = None
             if width > 1:  # row position j predicts token j+1; the last row token predicts nothing needed
                 batch_cache = copy.deepcopy(cache)
                 batch_cache.batch_repeat_interleave(len(batch))
                 logits = self.model(
-                    input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                    input_ids=ids.to(self.device),
+                    attention_mask=mask.to(self.device),
                     position_ids=torch.arange(P, P + width, device=self.device).expand(len(batch), -1),
-                    past_key_values=batch_cache, use_cache=True,
-                    logits_to_keep=torch.arange(0, width - 1, device=self.device)).logits
+                    past_key_values=batch_cache,
+                    use_cache=True,
+                    logits_to_keep=torch.arange(0, width - 1, device=self.device),
+                ).logits
             for r, i in enumerate(batch):
                 middle, cont = items[i][1], items[i][2]
                 # predictors of the continuation: prefix's last position (index -1), then row positions

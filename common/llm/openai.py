@@ -19,7 +19,8 @@ import itertools
 import logging
 import os
 import random
-from typing import Any, Awaitable, Sequence
+from collections.abc import Awaitable, Sequence
+from typing import Any
 
 import httpx
 
@@ -39,8 +40,10 @@ def base_urls_from(value: str | Sequence[str] | None) -> list[str]:
         value = os.environ.get("OPENAI_BASE_URL", "")
     urls = [u.strip() for u in (value.split(",") if isinstance(value, str) else value) if u.strip()]
     if not urls:
-        raise ValueError("no server URL: set base_url in the recipe or OPENAI_BASE_URL in the environment "
-                         "(e.g. the URL that slurm/lib/vllm.sh exports)")
+        raise ValueError(
+            "no server URL: set base_url in the recipe or OPENAI_BASE_URL in the environment "
+            "(e.g. the URL that slurm/lib/vllm.sh exports)"
+        )
     roots = []
     for u in urls:
         u = u.rstrip("/")
@@ -49,10 +52,19 @@ def base_urls_from(value: str | Sequence[str] | None) -> list[str]:
 
 
 class OpenAIBackend:
-    def __init__(self, model: str | None = None, base_url: str | Sequence[str] | None = None,
-                 api_key: str | None = None, concurrency: int = 64, max_retries: int = 6,
-                 timeout: float = 600.0, backoff: float = 1.0, backoff_max: float = 60.0,
-                 score_mode: str = "echo", tokenizer: str | None = None):
+    def __init__(
+        self,
+        model: str | None = None,
+        base_url: str | Sequence[str] | None = None,
+        api_key: str | None = None,
+        concurrency: int = 64,
+        max_retries: int = 6,
+        timeout: float = 600.0,
+        backoff: float = 1.0,
+        backoff_max: float = 60.0,
+        score_mode: str = "echo",
+        tokenizer: str | None = None,
+    ):
         if score_mode not in ("echo", "prompt_logprobs"):
             raise ValueError("score_mode must be 'echo' or 'prompt_logprobs'")
         self.roots = base_urls_from(base_url)
@@ -65,7 +77,7 @@ class OpenAIBackend:
         self.tokenizer_name, self._tokenizer = tokenizer, None
 
     # ------------------------------------------------------------------ transport
-    def _run(self, make: "callable[[httpx.AsyncClient], Awaitable]"):
+    def _run(self, make: callable[[httpx.AsyncClient], Awaitable]):
         async def main():
             limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
             async with httpx.AsyncClient(timeout=self.timeout, limits=limits) as client:
@@ -73,14 +85,16 @@ class OpenAIBackend:
                 if self.name is None:
                     self.name = await self._model_name(client)
                 return await make(client)
+
         return asyncio.run(main())
 
     async def _model_name(self, client) -> str:
         models = await self._request(client, "GET", "/v1/models")
         return models["data"][0]["id"]
 
-    async def _request(self, client: httpx.AsyncClient, method: str, path: str,
-                       payload: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def _request(
+        self, client: httpx.AsyncClient, method: str, path: str, payload: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.api_key}"}
         last = ""
         for attempt in range(self.max_retries + 1):
@@ -96,7 +110,7 @@ class OpenAIBackend:
             except RETRY_ERRORS as exc:
                 last = f"{type(exc).__name__} from {root}{path}: {exc}"
             if attempt < self.max_retries:
-                delay = min(self.backoff_max, self.backoff * 2 ** attempt) * (0.5 + random.random() / 2)
+                delay = min(self.backoff_max, self.backoff * 2**attempt) * (0.5 + random.random() / 2)
                 log.warning("%s; retry %d/%d in %.1fs", last, attempt + 1, self.max_retries, delay)
                 await asyncio.sleep(delay)
         raise LLMRequestError(f"gave up after {self.max_retries + 1} attempts: {last}")
@@ -114,12 +128,26 @@ class OpenAIBackend:
         return results
 
     # ------------------------------------------------------------------ generation
-    def generate(self, prompts: Sequence[Prompt], n: int = 1, temperature: float = 0.0, top_p: float = 1.0,
-                 max_tokens: int = 256, stop: Sequence[str] | None = None, seed: int = 0,
-                 logprobs: bool = False) -> list[Completion]:
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        n: int = 1,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        max_tokens: int = 256,
+        stop: Sequence[str] | None = None,
+        seed: int = 0,
+        logprobs: bool = False,
+    ) -> list[Completion]:
         async def one(client, prompt: Prompt) -> Completion:
-            body = {"model": self.name, "n": n, "temperature": temperature, "top_p": top_p,
-                    "max_tokens": max_tokens, "seed": request_seed(seed, prompt)}
+            body = {
+                "model": self.name,
+                "n": n,
+                "temperature": temperature,
+                "top_p": top_p,
+                "max_tokens": max_tokens,
+                "seed": request_seed(seed, prompt),
+            }
             if stop:
                 body["stop"] = list(stop)
             if is_chat(prompt):
@@ -136,8 +164,9 @@ class OpenAIBackend:
                 lps = [c["logprobs"]["token_logprobs"] for c in choices] if logprobs else None
             return Completion(texts=[cut_at_stop(t, stop) for t in texts], token_logprobs=lps)
 
-        return self._run(lambda client: self._gather_safe(
-            [one(client, p) for p in prompts], lambda e: Completion(error=e)))
+        return self._run(
+            lambda client: self._gather_safe([one(client, p) for p in prompts], lambda e: Completion(error=e))
+        )
 
     # ------------------------------------------------------------------ scoring
     async def _tokenize(self, client, prompt: Prompt, cache: dict) -> list[int]:
@@ -148,16 +177,16 @@ class OpenAIBackend:
 
     async def _tokenize_uncached(self, client, prompt: Prompt) -> list[int]:
         if is_chat(prompt):
-            body = {"model": self.name, "messages": prompt, "add_generation_prompt": True,
-                    "add_special_tokens": False}
+            body = {"model": self.name, "messages": prompt, "add_generation_prompt": True, "add_special_tokens": False}
         else:
             body = {"model": self.name, "prompt": prompt, "add_special_tokens": False}
         return (await self._request(client, "POST", "/tokenize", body))["tokens"]
 
     async def _bos_ids(self, client) -> list[int]:
         if self._bos is None:
-            resp = await self._request(client, "POST", "/tokenize",
-                                       {"model": self.name, "prompt": "", "add_special_tokens": True})
+            resp = await self._request(
+                client, "POST", "/tokenize", {"model": self.name, "prompt": "", "add_special_tokens": True}
+            )
             self._bos = resp["tokens"][:1]
         return self._bos
 
@@ -166,9 +195,11 @@ class OpenAIBackend:
         `tokenizer`, else the model name, through the registry)."""
         if self._tokenizer is None:
             from common.models import load_tokenizer
+
             self._tokenizer = load_tokenizer(self.tokenizer_name or self.name)
-        return self._tokenizer.apply_chat_template(messages, tokenize=False,
-                                                   add_generation_prompt=add_generation_prompt)
+        return self._tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=add_generation_prompt
+        )
 
     def score(self, pairs: Sequence[tuple[Prompt, str]]) -> list[TokenScores]:
         return self.score_branches([Branches(p, [("", c)]) for p, c in pairs])
@@ -188,8 +219,7 @@ class OpenAIBackend:
             if not p_ids:
                 raise ValueError("empty prefix and no BOS token: the first token has no context")
             ids, start = p_ids + m_ids + c_ids, len(p_ids) + len(m_ids)
-            body = {"model": self.name, "prompt": ids, "max_tokens": 1, "temperature": 0.0, "echo": True,
-                    "logprobs": 1}
+            body = {"model": self.name, "prompt": ids, "max_tokens": 1, "temperature": 0.0, "echo": True, "logprobs": 1}
             if self.score_mode == "prompt_logprobs":
                 body.update(echo=False, logprobs=None, prompt_logprobs=0)
             resp = await self._request(client, "POST", "/v1/completions", body)
@@ -201,9 +231,10 @@ class OpenAIBackend:
                 lps = choice["logprobs"]["token_logprobs"]
                 if len(lps) < len(ids):
                     raise ValueError(f"server echoed {len(lps)} log-probs for a {len(ids)}-token prompt")
-                window = lps[start:len(ids)]
+                window = lps[start : len(ids)]
             return TokenScores(token_ids=c_ids, logprobs=[float(x) for x in window])
 
         jobs = [(r.prefix, m, c) for r in requests for m, c in r.branches]
-        return self._run(lambda client: self._gather_safe(
-            [one(client, *job) for job in jobs], lambda e: TokenScores(error=e)))
+        return self._run(
+            lambda client: self._gather_safe([one(client, *job) for job in jobs], lambda e: TokenScores(error=e))
+        )

@@ -1,63 +1,7 @@
-"""Benchmarks, each defined once: loading (Hub or original-format file), few-shot layout, answer extraction,
-scoring. RATIONALYST's seven (rationalyst.md 6.2) are modules with the same interface:
+"""Task definitions, each in one place, split by paper:
 
-  DEFAULT_SPLIT, DEFAULT_SHOTS      the split answered and the number of few-shot items (6.2)
-  load(split, path=None, limit=None) -> [{id, question, answer, ...}]   `answer` is the normalised gold
-  shot_pool(path=None) -> [example]  items the few-shot turns are drawn from (data, or hand-written)
-  shot_key(example) -> str           optional: shots are drawn per key (MMLU-Pro: per category);
-                                     without it, one group
-  system_prompt(example) -> str|None optional: without it, the module's SYSTEM, or none (GSM8K)
-  prefix(example) -> str             the question as the user turn, e.g. "Question: ...\\nAnswer:"
-  shot_steps(example) -> [str]       a few-shot item's assistant turns, one per reasoning step
-  predict(text, example, mode) -> str|None    answer extraction, mode "strict" or "flexible"
-  is_correct(prediction, gold) -> bool
-  states_answer(step) -> bool        the step ends the trajectory
+  common/tasks/rationalyst/   RATIONALYST's seven benchmarks (and gsm_symbolic, offline GSM8K-style problems)
+  common/tasks/refiner/       REFINER's three tasks, its text layouts (format.py) and seq2seq helpers
+Shared by both: answers.py (number normalisation), choice.py (multiple choice), data.py (Hub or local rows),
+records.py (task files read record by record, errors naming file and line).
 """
-
-from __future__ import annotations
-
-import random
-
-from common.tasks import arc, competition_math, ecqa, gsm8k, hellaswag, mmlu_pro, proofwriter
-
-TASKS = {"gsm8k": gsm8k, "math": competition_math, "ecqa": ecqa, "hellaswag": hellaswag,
-         "proofwriter": proofwriter, "arc": arc, "mmlu_pro": mmlu_pro}
-
-
-def get_task(name: str):
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise ValueError(f"unknown task {name!r}; known: {', '.join(sorted(TASKS))}") from None
-
-
-def shot_key(task, example: dict) -> str:
-    return task.shot_key(example) if hasattr(task, "shot_key") else ""
-
-
-def system_prompt(task, example: dict) -> str | None:
-    return task.system_prompt(example) if hasattr(task, "system_prompt") else getattr(task, "SYSTEM", None)
-
-
-def choose_shots(task, pool: list[dict], n: int, seed: int, exclude: set[str] = frozenset()) -> dict[str, list[dict]]:
-    """n items per shot key, drawn with `seed` (the same items for every question of a key); items whose
-    question text is in `exclude` (the questions being answered) are never drawn. With n >= the pool
-    (hand-written shots) the written order is kept."""
-    groups: dict[str, list[dict]] = {}
-    for ex in pool:
-        if ex["question"] not in exclude:
-            groups.setdefault(shot_key(task, ex), []).append(ex)
-    return {k: v if n >= len(v) else random.Random(seed).sample(v, n) for k, v in groups.items()}
-
-
-def context(task, example: dict, shots: dict[str, list[dict]]) -> list[dict]:
-    """6.2: [system] + per shot (user = its prefix, one assistant turn per step) + user = the question's prefix."""
-    messages = []
-    system = system_prompt(task, example)
-    if system:
-        messages.append({"role": "system", "content": system})
-    for shot in shots.get(shot_key(task, example), []):
-        messages.append({"role": "user", "content": task.prefix(shot)})
-        messages += [{"role": "assistant", "content": s} for s in task.shot_steps(shot)]
-    messages.append({"role": "user", "content": task.prefix(example)})
-    return messages

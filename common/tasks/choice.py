@@ -18,8 +18,12 @@ def _patterns(letters: str) -> tuple[re.Pattern, re.Pattern, re.Pattern]:
     letter = _LETTER.format(last=letters[-1])
     strict = re.compile(r"answer is[:\s]*\**\s*" + letter, re.IGNORECASE)
     # MMLU-Pro's "Answer: C": the letter must stand alone ("Answer: A person ..." is not a choice)
-    colon = re.compile(r"\banswer\s*:\s*\**\s*(?:\(((?-i:[A-{last}]))\)|((?-i:[A-{last}]))(?:[.)*]|[ \t]*(?:\n|$)))"
-                       .format(last=letters[-1]), re.IGNORECASE)
+    colon = re.compile(
+        r"\banswer\s*:\s*\**\s*(?:\(((?-i:[A-{last}]))\)|((?-i:[A-{last}]))(?:[.)*]|[ \t]*(?:\n|$)))".format(
+            last=letters[-1]
+        ),
+        re.IGNORECASE,
+    )
     loose = re.compile(r"(?<![A-Za-z])\(([A-{last}])\)|(?<![A-Za-z'])([A-{last}])[.)](?=\s|$)".format(last=letters[-1]))
     return strict, colon, loose
 
@@ -28,8 +32,9 @@ def _clean(text: str) -> str:
     return " ".join(re.sub(r"[*\"'`.,;:!]+", " ", text.lower()).split())
 
 
-def extract_choice(text: str, letters: str = "ABCDE", mode: str = "flexible",
-                   options: list[str] | None = None) -> str | None:
+def extract_choice(
+    text: str, letters: str = "ABCDE", mode: str = "flexible", options: list[str] | None = None
+) -> str | None:
     """strict: the letter after "the answer is" (last such mention). flexible: strict, else "Answer: X",
     else an option's exact text after "the answer is", else the last "(X)" / "X." / "X)". None when
     nothing matches."""
@@ -46,7 +51,7 @@ def extract_choice(text: str, letters: str = "ABCDE", mode: str = "flexible",
         said = re.findall(r"answer is[:\s]*([^\n]+)", text, re.IGNORECASE)
         if said:
             wanted = _clean(said[-1])
-            hits = [letters[i] for i, o in enumerate(options[:len(letters)]) if _clean(o) and _clean(o) == wanted]
+            hits = [letters[i] for i, o in enumerate(options[: len(letters)]) if _clean(o) and _clean(o) == wanted]
             if len(hits) == 1:
                 return hits[0]
     found = [a or b for a, b in loose.findall(text)]
@@ -73,7 +78,7 @@ def prefix(question: str, options: list[str]) -> str:
 
 def predict(text: str, example: dict, mode: str = "flexible") -> str | None:
     options = example["choices"]
-    return extract_choice(text, LETTERS[:len(options)], mode, options)
+    return extract_choice(text, LETTERS[: len(options)], mode, options)
 
 
 def is_correct(prediction: str | None, gold: str) -> bool:

@@ -9,8 +9,8 @@ after the split is read whole (MATH's original `test/<subject>/<n>.json` layout)
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from common.artifacts import read_jsonl
 
@@ -20,6 +20,7 @@ SPLIT_ALIASES = {"validation": ("validation", "val", "dev", "valid"), "train": (
 
 def hub_rows(hub_id: str, config: str | None, split: str) -> list[dict]:
     from datasets import load_dataset
+
     return list(load_dataset(hub_id, config, split=split))
 
 
@@ -39,6 +40,7 @@ def read_file(path: Path, required: Iterable[str] = ()) -> list[dict]:
         return list(read_jsonl(path, "error", required=required))
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
+
         return _check(pq.read_table(path).to_pylist(), str(path), required)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -58,6 +60,7 @@ def split_files(folder: Path, split: str) -> list[Path]:
     def matches(p: Path) -> bool:
         stem = p.stem.lower()
         return any(stem == n or stem.endswith(("-" + n, "_" + n)) or stem.startswith(n + "-0") for n in names)
+
     return sorted(p for p in folder.rglob("*") if p.suffix in SUFFIXES and p.is_file() and matches(p))
 
 

@@ -1,11 +1,15 @@
-"""Task files in their original formats (a JSON array, or JSON lines), read record by record so that a
-malformed record is reported as `file:line: what is wrong` (the stage contract), or skipped and counted."""
+"""Task files in their original formats (a JSON array, JSON lines or CSV with a header), read record by
+record so that a malformed record is reported as `file:line: what is wrong` (the stage contract), or
+skipped and counted."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from common.artifacts import BadRecordError, ReadStats
 
@@ -14,7 +18,7 @@ def _json_array(text: str, path: Path) -> list[tuple[int, Any]]:
     """(line, value) for each element of a top-level JSON array."""
     decoder, out = json.JSONDecoder(), []
     i = len(text) - len(text.lstrip())
-    line, counted = 1, 0                   # line of position `counted`, advanced incrementally
+    line, counted = 1, 0  # line of position `counted`, advanced incrementally
     if not text.startswith("[", i):
         raise BadRecordError(f"{path}:1: expected a JSON array of records")
     i += 1
@@ -33,14 +37,22 @@ def _json_array(text: str, path: Path) -> list[tuple[int, Any]]:
         out.append((line, value))
 
 
-def load_records(path: str | Path, build: Callable[[dict, int], dict], required: tuple[str, ...] = (),
-                 on_bad_record: str = "error", stats: ReadStats | None = None) -> list[dict]:
+def load_records(
+    path: str | Path,
+    build: Callable[[dict, int], dict],
+    required: tuple[str, ...] = (),
+    on_bad_record: str = "error",
+    stats: ReadStats | None = None,
+) -> list[dict]:
     """build(record, index) for every record of `path`; a record that is not an object, lacks a required
     field, or that build rejects (KeyError/ValueError/TypeError) errors with file:line, or is skipped."""
     path = Path(path)
     stats = stats if stats is not None else ReadStats()
     text = path.read_text(encoding="utf-8")
-    if path.suffix == ".jsonl":
+    if path.suffix == ".csv":
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        rows = [(reader.line_num, row) for row in reader]
+    elif path.suffix == ".jsonl":
         rows = []
         for lineno, line in enumerate(text.splitlines(), 1):
             if line.strip():

@@ -15,23 +15,32 @@ from pathlib import Path
 from common.tasks import choice, data
 from common.tasks.choice import LETTERS
 
-# the multiple-choice parts of the task interface (common/tasks/__init__.py)
+# the multiple-choice parts of the task interface (common/tasks/rationalyst/__init__.py)
 is_correct, predict, states_answer = choice.is_correct, choice.predict, choice.states_answer
 HUB = ("TIGER-Lab/MMLU-Pro", None)
 DEFAULT_SPLIT, DEFAULT_SHOTS = "test", 5
-SYSTEM = ("Answer the multiple-choice question about {category}. Reason step by step, writing only the next "
-          "single sentence each time, and finish with \"The answer is (X)\" where X is the letter of your choice.")
+SYSTEM = (
+    "Answer the multiple-choice question about {category}. Reason step by step, writing only the next "
+    'single sentence each time, and finish with "The answer is (X)" where X is the letter of your choice.'
+)
 
 
 def example(row: dict, ident: str, where: str) -> dict:
     options = list(row["options"])
-    while options and (options[-1] is None or str(options[-1]).strip() == "N/A"):   # padding, if any
+    while options and (options[-1] is None or str(options[-1]).strip() == "N/A"):  # padding, if any
         options.pop()
     answer = str(row["answer"]).strip().upper()
-    if answer not in LETTERS[:len(options)]:
+    if answer not in LETTERS[: len(options)]:
         raise ValueError(f"{where}: answer {row['answer']!r} is not one of the {len(options)} options")
-    return {"id": ident, "question": row["question"], "choices": options, "answer": answer,
-            "category": row["category"], "cot": row.get("cot_content") or "", "source_id": row.get("question_id")}
+    return {
+        "id": ident,
+        "question": row["question"],
+        "choices": options,
+        "answer": answer,
+        "category": row["category"],
+        "cot": row.get("cot_content") or "",
+        "source_id": row.get("question_id"),
+    }
 
 
 def load(split: str = DEFAULT_SPLIT, path: str | Path | None = None, limit: int | None = None) -> list[dict]:
@@ -61,3 +70,20 @@ def shot_steps(example: dict) -> list[str]:
     cot = re.sub(r"^\s*A:\s*", "", example["cot"]).strip()
     pieces = [p.strip() for p in cot.split(". ")]
     return [p if i == len(pieces) - 1 or p.endswith(".") else p + "." for i, p in enumerate(pieces) if p]
+
+
+# ----------------------------------------------------------------------------- data stages (rationalyst.md 2, 3.2)
+
+
+def mining_examples(path: str | Path | None = None, limit: int | None = None) -> list[dict]:
+    """The rows the data stages read: prefilter references and extraction documents (validation)."""
+    return load("validation", path, limit)
+
+
+def reference_text(example: dict) -> str:
+    return example["question"] + "\n" + "\n".join(example["choices"])
+
+
+def document_text(example: dict) -> str:
+    """3.2: "Question: ..\nChoices: A - .. \n" + cot_content (the validation split's 70 worked items)."""
+    return f"Question: {example['question']}\nChoices: {choice.format_choices(example['choices'])}\n{example['cot']}".rstrip()

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-from common.refiner_format import NO_HINT
 from common.tasks.records import load_records
+from common.tasks.refiner.format import NO_HINT
 
 INVALID = "The argument is invalid!!"
 PERTURBATIONS = ("missing_link", "missing_implicit_knowledge", "logically_invalid")
@@ -47,19 +47,38 @@ FACT_RE = re.compile(r"(?:The )?(.+?) is (.+?)\.?$")
 ATOM_RE = re.compile(r"(.+?) is (.+)")
 
 # HELM's attribute groups (synthetic_reasoning_natural_scenario.get_vocab): the fact may use any word of a group
-SYNONYMS = {"young": ["young"], "soft": ["soft"], "sad": ["sad"], "scary": ["scary"], "cold": ["cold", "chill", "cool"],
-            "hot": ["hot", "warm"], "smart": ["smart", "clever", "wise", "intelligent"], "clean": ["clean", "tidy"],
-            "small": ["small", "little", "tiny"], "big": ["big", "enormous", "giant", "huge"],
-            "good": ["good", "kind", "nice"], "beautiful": ["beautiful", "pretty"], "red": ["red", "crimson"],
-            "blue": ["blue", "cobalt"], "green": ["green", "viridian"], "purple": ["purple", "violet"],
-            "boring": ["boring", "dull"], "old": ["old", "ancient", "antique"],
-            "strong": ["strong", "powerful", "muscular"], "weak": ["weak", "frail", "fragile"],
-            "fast": ["fast", "quick"], "slow": ["slow", "sluggish"], "bad": ["bad", "evil", "wicked", "mean"],
-            "happy": ["happy", "elated", "glad", "cheerful"], "round": ["round", "circular", "spherical"]}
+SYNONYMS = {
+    "young": ["young"],
+    "soft": ["soft"],
+    "sad": ["sad"],
+    "scary": ["scary"],
+    "cold": ["cold", "chill", "cool"],
+    "hot": ["hot", "warm"],
+    "smart": ["smart", "clever", "wise", "intelligent"],
+    "clean": ["clean", "tidy"],
+    "small": ["small", "little", "tiny"],
+    "big": ["big", "enormous", "giant", "huge"],
+    "good": ["good", "kind", "nice"],
+    "beautiful": ["beautiful", "pretty"],
+    "red": ["red", "crimson"],
+    "blue": ["blue", "cobalt"],
+    "green": ["green", "viridian"],
+    "purple": ["purple", "violet"],
+    "boring": ["boring", "dull"],
+    "old": ["old", "ancient", "antique"],
+    "strong": ["strong", "powerful", "muscular"],
+    "weak": ["weak", "frail", "fragile"],
+    "fast": ["fast", "quick"],
+    "slow": ["slow", "sluggish"],
+    "bad": ["bad", "evil", "wicked", "mean"],
+    "happy": ["happy", "elated", "glad", "cheerful"],
+    "round": ["round", "circular", "spherical"],
+}
 GENERIC = {word: group for group, words in SYNONYMS.items() for word in words}
 
 
 # ----------------------------------------------------------------------------- z
+
 
 def steps(z: str) -> list[str]:
     """The steps of z, whitespace collapsed, without their `#k:` labels."""
@@ -94,13 +113,18 @@ def consequent(z: str, example: dict) -> str:
 
 # ----------------------------------------------------------------------------- loading
 
+
 def _rule(text: str) -> dict:
     m = RULE_RE.fullmatch(text.strip())
     if not m:
         raise ValueError(f"rule not of the form 'If a X is A [and|or B], then the X is C.': {text!r}")
     conj = "and" if " and " in m.group(2) else "or" if " or " in m.group(2) else None
-    return {"subject": m.group(1), "conditions": re.split(r" and | or ", m.group(2)), "conjunction": conj,
-            "consequent": m.group(4)}
+    return {
+        "subject": m.group(1),
+        "conditions": re.split(r" and | or ", m.group(2)),
+        "conjunction": conj,
+        "consequent": m.group(4),
+    }
 
 
 def _build(r: dict, index: int, stem: str) -> dict:
@@ -115,22 +139,39 @@ def _build(r: dict, index: int, stem: str) -> dict:
     about = f"the {subject}" if r["fact"].startswith("The ") else subject
     x = "\n".join(r["rules"]) + f"\nFact:\n{r['fact']}\nThe following can be determined about {about}:"
     knowledge = [k.strip() for k in r.get("implicit_knowledge", []) if not k.strip().startswith("#")]
-    return {"id": f"{stem}-{index}", "x": x, "z": z, "y": r["consequents"], "rules": r["rules"], "fact": r["fact"],
-            "subject": subject, "parsed_rules": rules, "implicit_knowledge": knowledge,
-            "fact_attributes": [GENERIC.get(a, a) for a in re.split(r" and | or ", fact.group(2))]}
+    return {
+        "id": f"{stem}-{index}",
+        "x": x,
+        "z": z,
+        "y": r["consequents"],
+        "rules": r["rules"],
+        "fact": r["fact"],
+        "subject": subject,
+        "parsed_rules": rules,
+        "implicit_knowledge": knowledge,
+        "fact_attributes": [GENERIC.get(a, a) for a in re.split(r" and | or ", fact.group(2))],
+    }
 
 
 def load_examples(path: str | Path, on_bad_record: str = "error", stats=None) -> list[dict]:
     """REFINER's srn_*.json (see the module docstring; no Hub copy exists, HELM generates sNLR)."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; sNLR has no Hub copy: use REFINER's data/srn/srn_*.json "
-                                "or generate it with HELM's SRNScenario('hard') (refiner.md 1.2)")
-    return load_records(path, lambda r, i: _build(r, i, path.stem),
-                        ("rules", "fact", "consequents", "explanations", "implicit_knowledge"), on_bad_record, stats)
+        raise FileNotFoundError(
+            f"{path} does not exist; sNLR has no Hub copy: use REFINER's data/srn/srn_*.json "
+            "or generate it with HELM's SRNScenario('hard') (refiner.md 1.2)"
+        )
+    return load_records(
+        path,
+        lambda r, i: _build(r, i, path.stem),
+        ("rules", "fact", "consequents", "explanations", "implicit_knowledge"),
+        on_bad_record,
+        stats,
+    )
 
 
 # ----------------------------------------------------------------------------- oracle critic
+
 
 def _invalid_message(example: dict, step: str, k: int, gold_conclusion: tuple) -> str | None:
     subject, attrs, conj = _atom(step)
@@ -138,7 +179,7 @@ def _invalid_message(example: dict, step: str, k: int, gold_conclusion: tuple) -
     if subject == example["subject"].lower() and attrs and set(attrs) <= set(gold_attrs):
         if conj == "or" and gold_conj == "and":
             return f"the or operator makes inference rule #{k} invalid."
-        return None                        # part of the gold conclusion: the missing gold step is reported
+        return None  # part of the gold conclusion: the missing gold step is reported
     unlicensed = [a for a in attrs if a not in gold_attrs] if subject == example["subject"].lower() else []
     for rule in example["parsed_rules"]:
         if rule["consequent"] in unlicensed and rule["conjunction"]:
@@ -162,7 +203,7 @@ def critique(example: dict, z: str) -> str:
                 messages.append(message)
             subject, attrs, _ = _atom(step)
             if message and not nothing and subject == conclusion[0] and set(conclusion[1]) <= set(attrs):
-                covered.add(_key(gold[-1]))       # the gold conclusion is in this step (`or`, or more): one error
+                covered.add(_key(gold[-1]))  # the gold conclusion is in this step (`or`, or more): one error
     knowledge = {_key(s) for s in example["implicit_knowledge"]}
     missing = [s for s in gold_keys - have_keys if s not in covered]
     if any(s not in knowledge for s in missing):
@@ -176,6 +217,7 @@ def critique(example: dict, z: str) -> str:
 
 # ----------------------------------------------------------------------------- critic data (2.5)
 
+
 def perturbations(example: dict, rng: random.Random) -> Iterator[tuple[str, str]]:
     """(kind, wrong z) for each kind that applies to the example, one of each."""
     gold = steps(example["z"])
@@ -184,27 +226,33 @@ def perturbations(example: dict, rng: random.Random) -> Iterator[tuple[str, str]
     links = [k for k, s in enumerate(gold[:-1]) if _key(s) not in knowledge]
     if links and not nothing:
         drop = rng.choice(links)
-        yield "missing_link", render(gold[:drop] + gold[drop + 1:])
+        yield "missing_link", render(gold[:drop] + gold[drop + 1 :])
     known = [k for k, s in enumerate(gold) if _key(s) in knowledge]
     if known and not nothing:
         drop = rng.choice(known)
-        yield "missing_implicit_knowledge", render(gold[:drop] + gold[drop + 1:])
+        yield "missing_implicit_knowledge", render(gold[:drop] + gold[drop + 1 :])
     invalid = []
     conclusion = [] if nothing else _atom(gold[-1])[1]
-    for rule in example["parsed_rules"]:              # an `and` rule read as `or`: one condition met is not enough
+    for rule in example["parsed_rules"]:  # an `and` rule read as `or`: one condition met is not enough
         met = [c for c in rule["conditions"] if c in example["fact_attributes"]]
-        if rule["conjunction"] == "and" and met and len(met) < len(rule["conditions"]) \
-                and rule["consequent"] not in conclusion and rule["consequent"] not in example["fact_attributes"]:
+        if (
+            rule["conjunction"] == "and"
+            and met
+            and len(met) < len(rule["conditions"])
+            and rule["consequent"] not in conclusion
+            and rule["consequent"] not in example["fact_attributes"]
+        ):
             invalid.append((0 if nothing else len(gold), f"{example['subject']} is {rule['consequent']}"))
     if not nothing and " and " in gold[-1]:
         invalid.append((len(gold) - 1, gold[-1].replace(" and ", " or ")))
     if invalid:
         k, step = rng.choice(invalid)
         base = [] if nothing else gold
-        yield "logically_invalid", render(base[:k] + [step] + base[k + 1:])
+        yield "logically_invalid", render(base[:k] + [step] + base[k + 1 :])
 
 
 # ----------------------------------------------------------------------------- metrics (8.3)
+
 
 def _conclusion(y: str) -> tuple[str, frozenset]:
     if y.strip().rstrip(".").lower() == "nothing":
@@ -222,5 +270,8 @@ def metrics(examples: list[dict], predictions: list[str]) -> dict[str, float]:
     n = len(examples)
     ir = sum([_key(s) for s in steps(p)] == [_key(s) for s in steps(e["z"])] for e, p in zip(examples, predictions))
     con = sum(_conclusion(consequent(p, e)) == _conclusion(e["y"]) for e, p in zip(examples, predictions))
-    return {"n": n, "ir_exact_match": round(100.0 * ir / n, 2) if n else 0.0,
-            "consequent_accuracy": round(100.0 * con / n, 2) if n else 0.0}
+    return {
+        "n": n,
+        "ir_exact_match": round(100.0 * ir / n, 2) if n else 0.0,
+        "consequent_accuracy": round(100.0 * con / n, 2) if n else 0.0,
+    }

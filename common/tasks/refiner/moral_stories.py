@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-from common.refiner_format import NO_HINT
 from common.tasks.records import load_records
+from common.tasks.refiner.format import NO_HINT
 
 HUB_ID, HUB_CONFIG = "demelin/moral_stories", "gen-norm$actions+context+consequences-norm_distance"
 M_ACT = "<|M_ACT|>"
@@ -40,20 +40,41 @@ CONTRADICTION = "contradiction"
 PERTURBATIONS = ("paraphrase", "contradiction", "fake_norm")
 ALIGNED = 0.5
 MARKERS = ("<|SIT|>", "<|INT|>", "<|I_ACT|>", "<|NRM|>")
-NEGATIVE = re.compile(r"n't|\b(?:not|never|no|bad|wrong|rude|mean|unusual|illegal|inappropriate|unacceptable|"
-                      r"annoying|selfish|irresponsible|dangerous|disrespectful|hurtful|cruel|unkind|frowned)\b")
-JUDGMENT = re.compile(r"^(?:(?:you|one|people|we)\s+(?:should|must|ought to|need to|have to|shouldn't|mustn't)"
-                      r"(?:\s+(?:not|always|never))?|(?:it is|it's|its)\s+(?:not\s+)?[a-z]+(?:\s+(?:to|that|if|when))?"
-                      r"|(?:should|shouldn't|must|good|bad|wrong|rude|expected))\s+")
+NEGATIVE = re.compile(
+    r"n't|\b(?:not|never|no|bad|wrong|rude|mean|unusual|illegal|inappropriate|unacceptable|"
+    r"annoying|selfish|irresponsible|dangerous|disrespectful|hurtful|cruel|unkind|frowned)\b"
+)
+JUDGMENT = re.compile(
+    r"^(?:(?:you|one|people|we)\s+(?:should|must|ought to|need to|have to|shouldn't|mustn't)"
+    r"(?:\s+(?:not|always|never))?|(?:it is|it's|its)\s+(?:not\s+)?[a-z]+(?:\s+(?:to|that|if|when))?"
+    r"|(?:should|shouldn't|must|good|bad|wrong|rude|expected))\s+"
+)
 STOPWORDS = frozenset("a an the to of and or in on at for with your you their them his her it its is be".split())
 # the judgment prefixes of preprocess_moral_stories_for_critic.py (2.4), used to invert a norm
-GOOD = ("it is good to", "it's good to", "it is right to", "it is usual to", "it is proper to", "you should",
-        "you must", "it is important to")
-BAD = ("it is bad to", "it is unusual to", "you shouldn't", "you should not", "you mustn't", "you must not",
-       "it is wrong to", "it is rude to")
+GOOD = (
+    "it is good to",
+    "it's good to",
+    "it is right to",
+    "it is usual to",
+    "it is proper to",
+    "you should",
+    "you must",
+    "it is important to",
+)
+BAD = (
+    "it is bad to",
+    "it is unusual to",
+    "you shouldn't",
+    "you should not",
+    "you mustn't",
+    "you must not",
+    "it is wrong to",
+    "it is rude to",
+)
 
 
 # ----------------------------------------------------------------------------- text
+
 
 def norm_of(z: str) -> str:
     return z.split(M_ACT, 1)[0].strip()
@@ -81,7 +102,7 @@ def split_judgment(norm: str) -> tuple[str, str]:
     """("you shouldn't", "lie to your friends.") from "You shouldn't lie to your friends."."""
     text = " ".join(norm.lower().replace("’", "'").split())
     m = JUDGMENT.match(text)
-    return (m.group(0).strip(), text[m.end():]) if m else ("", text)
+    return (m.group(0).strip(), text[m.end() :]) if m else ("", text)
 
 
 def polarity(norm: str) -> int:
@@ -100,9 +121,15 @@ def _content(text: str) -> list[str]:
 
 # ----------------------------------------------------------------------------- loading
 
+
 def _example(id_: str, situation: str, intention: str, immoral: str, norm: str, moral: str, prep: dict) -> dict:
-    for name, value in (("situation", situation), ("intention", intention), ("immoral_action", immoral),
-                        ("norm", norm), ("moral_action", moral)):
+    for name, value in (
+        ("situation", situation),
+        ("intention", intention),
+        ("immoral_action", immoral),
+        ("norm", norm),
+        ("moral_action", moral),
+    ):
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"empty or missing {name}")
     sentiment = prep["norm_sentiment"] if prep.get("norm_sentiment") is not None else polarity(norm)
@@ -110,17 +137,26 @@ def _example(id_: str, situation: str, intention: str, immoral: str, norm: str, 
     signs = prep.get("fake_norm_sentiments") or []
     if len(signs) != len(fakes):
         raise ValueError(f"{len(fakes)} fake_norms but {len(signs)} fake_norm_sentiments")
-    return {"id": id_, "x": f"<|SIT|> {situation} <|INT|> {intention} <|I_ACT|> {immoral} <|NRM|>",
-            "z": f"{norm} {M_ACT} {moral}", "norm": norm, "moral_action": moral,
-            "norm_action": prep.get("norm_action") or "", "norm_sentiment": sentiment,
-            "anti_norms": [a for a in [prep.get("anti_norm")] + list(prep.get("other_anti_norms") or []) if a],
-            "paraphrases": list(prep.get("other_norms") or []), "fake_norms": list(zip(fakes, signs))}
+    return {
+        "id": id_,
+        "x": f"<|SIT|> {situation} <|INT|> {intention} <|I_ACT|> {immoral} <|NRM|>",
+        "z": f"{norm} {M_ACT} {moral}",
+        "norm": norm,
+        "moral_action": moral,
+        "norm_action": prep.get("norm_action") or "",
+        "norm_sentiment": sentiment,
+        "anti_norms": [a for a in [prep.get("anti_norm")] + list(prep.get("other_anti_norms") or []) if a],
+        "paraphrases": list(prep.get("other_norms") or []),
+        "fake_norms": list(zip(fakes, signs)),
+    }
 
 
 def _from_actor(r: dict) -> dict:
     parts = re.split("|".join(re.escape(m) for m in MARKERS), r["actor_input"])
     if len(parts) != 5 or M_ACT not in r["actor_output"]:
-        raise ValueError("actor_input is not `<|SIT|> .. <|INT|> .. <|I_ACT|> .. <|NRM|>` or actor_output lacks <|M_ACT|>")
+        raise ValueError(
+            "actor_input is not `<|SIT|> .. <|INT|> .. <|I_ACT|> .. <|NRM|>` or actor_output lacks <|M_ACT|>"
+        )
     norm, moral = (s.strip() for s in r["actor_output"].split(M_ACT, 1))
     return _example(r["id"], parts[1].strip(), parts[2].strip(), parts[3].strip(), norm, moral, {})
 
@@ -128,14 +164,22 @@ def _from_actor(r: dict) -> dict:
 def _build(r: dict, index: int) -> dict:
     if "actor_input" in r:
         return _from_actor(r)
-    return _example(r.get("id") or r["ID"], r["situation"], r["intention"], r["immoral_action"], r["norm"],
-                    r["moral_action"], r if "fake_norms" in r else {})
+    return _example(
+        r.get("id") or r["ID"],
+        r["situation"],
+        r["intention"],
+        r["immoral_action"],
+        r["norm"],
+        r["moral_action"],
+        r if "fake_norms" in r else {},
+    )
 
 
 def load_examples(path: str | Path, on_bad_record: str = "error", stats=None) -> list[dict]:
     """A REFINER actor or critic-prep file, a Moral Stories jsonl, or `hub:<train|validation|test>`."""
     if str(path).startswith("hub:"):
         from datasets import load_dataset
+
         split = str(path)[4:]
         rows = load_dataset(HUB_ID, HUB_CONFIG, split=split, revision="refs/convert/parquet")
         return [_build(dict(r), i) for i, r in enumerate(rows)]
@@ -144,11 +188,12 @@ def load_examples(path: str | Path, on_bad_record: str = "error", stats=None) ->
 
 # ----------------------------------------------------------------------------- oracle critic
 
+
 def hint(example: dict, negate: bool) -> str:
     """2.4: the gold norm's action phrase (norm_action, else the norm), lower-cased, negated on request."""
     text = (example["norm_action"] or example["norm"]).strip().lower()
     if negate:
-        text = text[len("not "):] if text.startswith("not ") else "not " + text
+        text = text[len("not ") :] if text.startswith("not ") else "not " + text
     return text
 
 
@@ -173,15 +218,16 @@ def critique(example: dict, z: str) -> str:
 def invert(norm: str) -> str | None:
     """A contradiction by deontic inversion (2.4): a GOOD judgment prefix replaced by a BAD one and back."""
     low = norm.lower().replace("’", "'")
-    for same, other in ((BAD, GOOD), (GOOD, BAD)):       # BAD first: "you should not" before "you should"
+    for same, other in ((BAD, GOOD), (GOOD, BAD)):  # BAD first: "you should not" before "you should"
         for i, prefix in sorted(enumerate(same), key=lambda p: -len(p[1])):
             for variant in {prefix, prefix.replace("it is", "it's")}:
                 if low.startswith(variant + " "):
-                    return _cap(other[i] + norm[len(variant):])
+                    return _cap(other[i] + norm[len(variant) :])
     return None
 
 
 # ----------------------------------------------------------------------------- critic data (2.4)
+
 
 def perturbations(example: dict, rng: random.Random) -> Iterator[tuple[str, str]]:
     """Every candidate norm of the prep file, each once, in the gold context (2.4): paraphrases (-> NO_HINT),
@@ -190,10 +236,14 @@ def perturbations(example: dict, rng: random.Random) -> Iterator[tuple[str, str]
     files, the Hub) the only perturbation is the inverted judgment. `rng` is unused: all candidates are kept."""
     seen = {_key(example["norm"])}
     moral = example["moral_action"]
-    anti = example["anti_norms"] or [n for n in [invert(example["norm"])]
-                                     if n and critique(example, f"{n} {M_ACT}") == CONTRADICTION]
-    for kind, candidates in (("paraphrase", example["paraphrases"]), ("contradiction", anti),
-                             ("fake_norm", [f for f, _ in example["fake_norms"]])):
+    anti = example["anti_norms"] or [
+        n for n in [invert(example["norm"])] if n and critique(example, f"{n} {M_ACT}") == CONTRADICTION
+    ]
+    for kind, candidates in (
+        ("paraphrase", example["paraphrases"]),
+        ("contradiction", anti),
+        ("fake_norm", [f for f, _ in example["fake_norms"]]),
+    ):
         taken = set()
         for c in candidates:
             if _key(c) not in seen and _key(c) not in taken:
@@ -204,13 +254,14 @@ def perturbations(example: dict, rng: random.Random) -> Iterator[tuple[str, str]
 
 # ----------------------------------------------------------------------------- metrics
 
+
 def rouge_l(prediction: str, reference: str) -> float:
     """ROUGE-L F1 (Lin 2004; beta = 1 as rouge_score's fmeasure) on `tokens`."""
     a, b = tokens(prediction), tokens(reference)
     if not a or not b:
         return 0.0
     row = [0] * (len(b) + 1)
-    for x in a:                                  # longest common subsequence, one row at a time
+    for x in a:  # longest common subsequence, one row at a time
         prev = 0
         for j, y in enumerate(b, 1):
             prev, row[j] = row[j], prev + 1 if x == y else max(row[j], row[j - 1])
@@ -231,8 +282,13 @@ def metrics(examples: list[dict], predictions: list[str]) -> dict[str, float]:
     if len(examples) != len(predictions):
         raise ValueError(f"{len(predictions)} predictions for {len(examples)} examples")
     n = len(examples)
-    sums = {"norm_rouge_l": 0.0, "norm_token_f1": 0.0, "action_rouge_l": 0.0, "action_token_f1": 0.0,
-            "norm_no_hint": 0.0}
+    sums = {
+        "norm_rouge_l": 0.0,
+        "norm_token_f1": 0.0,
+        "action_rouge_l": 0.0,
+        "action_token_f1": 0.0,
+        "norm_no_hint": 0.0,
+    }
     for e, p in zip(examples, predictions):
         for part, have, want in (("norm", norm_of(p), e["norm"]), ("action", action_of(p), e["moral_action"])):
             sums[f"{part}_rouge_l"] += rouge_l(have, want)

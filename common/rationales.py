@@ -19,6 +19,7 @@ DISCOUNT = 0.9  # rationalyst.md 4.2: S = sum_i 0.9^i * logp(following token i),
 
 # ----------------------------------------------------------------------------- parsing (4.1)
 
+
 def remove_rationales(rewrite: str) -> str:
     """The rewrite with every <BOT>...<EOT> span removed (and stray markers dropped)."""
     return SPAN_RE.sub("", rewrite).replace(BOT, "").replace(EOT, "")
@@ -38,28 +39,28 @@ def faithfulness(original: str, rewrite: str) -> float:
 
 @dataclass
 class Triple:
-    index: int            # which rationale in the document (1-based, as in the spec's split)
-    preceding: str        # all original text before the rationale, earlier rationales removed
+    index: int  # which rationale in the document (1-based, as in the spec's split)
+    preceding: str  # all original text before the rationale, earlier rationales removed
     rationale: str
-    following: str        # only the next segment, up to the next <BOT> (4.1 step 2)
-    left_steps: int       # segments remaining after this one
+    following: str  # only the next segment, up to the next <BOT> (4.1 step 2)
+    left_steps: int  # segments remaining after this one
 
 
 @dataclass
 class ParseResult:
     triples: list[Triple]
-    malformed: int = 0    # <BOT> without <EOT>: skipped
-    empty: int = 0        # empty preceding, rationale or following: skipped (the reference scores them False)
+    malformed: int = 0  # <BOT> without <EOT>: skipped
+    empty: int = 0  # empty preceding, rationale or following: skipped (the reference scores them False)
 
 
 def split_triples(rewrite: str) -> ParseResult:
-    pieces = BOT_SPLIT_RE.split(rewrite)   # the reference splits on " <BOT>": no double space left behind
+    pieces = BOT_SPLIT_RE.split(rewrite)  # the reference splits on " <BOT>": no double space left behind
     result = ParseResult([])
     preceding = pieces[0].replace(EOT, "")
     for i, piece in enumerate(pieces[1:], 1):
         if EOT not in piece:
             result.malformed += 1
-            preceding += piece       # keep the text flowing; the unclosed rationale is lost
+            preceding += piece  # keep the text flowing; the unclosed rationale is lost
             continue
         rationale, following = piece.split(EOT, 1)
         following = following.replace(EOT, "")
@@ -78,30 +79,30 @@ def split_triples(rewrite: str) -> ParseResult:
 # In this project's words; `bot_eot` is the debug variant's layout (the spec recommends that variant),
 # `plain` the non-debug one (preceding + ". " + rationale).
 SYSTEM_PLAIN = "Continue the text: given the preceding text, write the text that comes next."
-SYSTEM_BOT_EOT = (SYSTEM_PLAIN + " Text between <BOT> and <EOT> is a rationale about what comes next; it may "
-                  "or may not be helpful.")
-_SENTINEL = "\uE000RATIONALE\uE000"
+SYSTEM_BOT_EOT = (
+    SYSTEM_PLAIN + " Text between <BOT> and <EOT> is a rationale about what comes next; it may or may not be helpful."
+)
+_SENTINEL = "\ue000RATIONALE\ue000"
 
 
 @dataclass
 class Frame:
-    prefix: str            # rendered chat up to the end of the preceding text (shared by both variants)
-    with_middle: str       # the rationale and the rest of the frame up to the assistant's text
-    without_middle: str    # the rest of the frame only
+    prefix: str  # rendered chat up to the end of the preceding text (shared by both variants)
+    with_middle: str  # the rationale and the rest of the frame up to the assistant's text
+    without_middle: str  # the rest of the frame only
 
 
 def scoring_frame(render_chat, preceding: str, rationale: str, fmt: str = "bot_eot") -> Frame:
     """Split the rendered frame at the end of the preceding text, so both variants share its prefix."""
     system = SYSTEM_BOT_EOT if fmt == "bot_eot" else SYSTEM_PLAIN
-    text = render_chat([{"role": "system", "content": system},
-                        {"role": "user", "content": preceding + _SENTINEL}])
+    text = render_chat([{"role": "system", "content": system}, {"role": "user", "content": preceding + _SENTINEL}])
     prefix, tail = text.split(_SENTINEL)
     inserted = f" {BOT}{rationale}{EOT}" if fmt == "bot_eot" else f". {rationale}"
     return Frame(prefix, inserted + tail, tail)
 
 
 def discounted_score(logprobs: list[float], discount: float = DISCOUNT) -> float:
-    return float(sum(lp * discount ** i for i, lp in enumerate(logprobs)))
+    return float(sum(lp * discount**i for i, lp in enumerate(logprobs)))
 
 
 def branches_for(render_chat, triples: list[dict], fmt: str = "bot_eot") -> list[Branches]:

@@ -30,15 +30,19 @@ def load(split: str = "test", path: str | Path | None = None, limit: int | None 
         rows = list(read_jsonl(path, "error", required=("question", "answer")))
     else:
         from datasets import load_dataset
+
         rows = list(load_dataset(HUB_ID, HUB_CONFIG, split=split))
-    examples = []
-    for i, row in enumerate(rows[:limit] if limit else rows):
-        gold = extract_answer(row["answer"], "strict")
-        if gold is None:
-            raise ValueError(f"{path or HUB_ID} {split} record {i}: no '#### N' in the answer")
-        examples.append({"id": f"gsm8k-{split}-{i}", "question": row["question"],
-                         "solution": row["answer"], "answer": gold})
-    return examples
+    return [
+        example(row, f"gsm8k-{split}-{i}", f"{path or HUB_ID} {split} record {i}")
+        for i, row in enumerate(rows[:limit] if limit else rows)
+    ]
+
+
+def example(row: dict, ident: str, where: str) -> dict:
+    gold = extract_answer(row["answer"], "strict")
+    if gold is None:
+        raise ValueError(f"{where}: no '#### N' in the answer")
+    return {"id": ident, "question": row["question"], "solution": row["answer"], "answer": gold}
 
 
 def strip_calculator(solution: str) -> str:
@@ -87,3 +91,21 @@ def predict(text: str, example: dict, mode: str = "flexible") -> str | None:
 def states_answer(step: str) -> bool:
     low = step.lower()
     return "the answer is" in low or "the correct answer is" in low
+
+
+# ----------------------------------------------------------------------------- data stages (rationalyst.md 2, 3.2)
+
+
+def mining_examples(path: str | Path | None = None, limit: int | None = None) -> list[dict]:
+    """The rows the data stages read: prefilter references and extraction documents (train)."""
+    return load("train", path, limit)
+
+
+def reference_text(example: dict) -> str:
+    """A prefilter reference document: question + "\n" + solution (calculator notes kept, as the reference)."""
+    return example["question"] + "\n" + example["solution"]
+
+
+def document_text(example: dict) -> str:
+    """An extraction document (3.2): "Question: {q}\nAnswer: {solution}", `#### N` included."""
+    return f"Question: {example['question']}\nAnswer: {example['solution']}"

@@ -13,14 +13,15 @@ spacing; SVAMP/MAWPS CSVs give prefix equations (`- number0 * number1 number2`),
 
 from __future__ import annotations
 
-import csv
-import json
 import math
+import random
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.refiner_format import NO_HINT
+from common.tasks.records import load_records
+from common.tasks.refiner.format import NO_HINT
 
 OPS = ("add", "subtract", "multiply", "divide")
 PREFIX_OPS = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide"}
@@ -80,7 +81,7 @@ def parse(formula: str) -> list[Step] | str:
 
 def _value(operand: str, numbers: list[float], results: list[float]) -> float:
     if operand.startswith("number"):
-        n = int(operand[len("number"):])
+        n = int(operand[len("number") :])
         if n >= len(numbers):
             raise FormulaError(f"{operand} but the problem has {len(numbers)} numbers")
         return numbers[n]
@@ -146,7 +147,6 @@ def prefix_to_linear(prefix: str) -> str:
 # ----------------------------------------------------------------------------- oracle critic (2.3)
 
 
-
 def oracle_feedback(generated: str, gold: str) -> str:
     """Fine-grained feedback on a generated formula against the gold one (refiner.md 2.3), fixed:
     every step is reported (the reference stopped at #3 and misplaced #3's first operand),
@@ -158,7 +158,7 @@ def oracle_feedback(generated: str, gold: str) -> str:
     try:
         gen_steps = _as_steps(parse(generated))
     except FormulaError:
-        gen_steps = []                     # unreadable output: every gold step is reported
+        gen_steps = []  # unreadable output: every gold step is reported
     if gen_steps == gold_steps:
         return NO_HINT
     messages = []
@@ -183,6 +183,7 @@ def _as_steps(parsed: list[Step] | str) -> list[Step]:
 
 # ----------------------------------------------------------------------------- loading
 
+
 def _numbers(value) -> list[float]:
     if isinstance(value, list):
         return [float(v) for v in value]
@@ -190,46 +191,71 @@ def _numbers(value) -> list[float]:
     return [float(v) for v in text.split()]
 
 
-def load(path: str | Path) -> list[dict]:
+def load(path: str | Path, on_bad_record: str = "error", stats=None) -> list[dict]:
     """Problems as {id, question, formula, numbers, answer} from REFINER's critique_*.json or a
-    SVAMP/MAWPS CSV (`Question`, `Numbers`, prefix `Equation`, `Answer`).
+    SVAMP/MAWPS CSV (`Question`, `Numbers`, prefix `Equation`, `Answer`). A malformed record errors
+    with file and line, or is skipped and counted (`on_bad_record`).
 
     For REFINER's test file `numbers` is None: its `Numbers` hold only the values the equation
     uses and cannot be indexed by numberN (refiner.md 1.1); use SVAMP's dev CSV for answers."""
     path = Path(path)
     if path.suffix == ".csv":
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-        return [{"id": f"{path.stem}-{i}", "question": r["Question"].strip(),
-                 "formula": prefix_to_linear(r["Equation"]), "numbers": _numbers(r["Numbers"]),
-                 "answer": float(r["Answer"])} for i, r in enumerate(rows)]
-    rows = json.loads(path.read_text(encoding="utf-8"))
-    out = []
-    for i, r in enumerate(rows):
-        body, question = r["Body"].strip(), r.get("Question", "").strip()
-        is_test = isinstance(r.get("Numbers"), list) or str(r.get("Numbers", "")).startswith("[")
-        # test Bodies hold the question already; elsewhere join with a space (the reference used none)
-        text = body if is_test else f"{body} {question}".strip()
-        out.append({"id": f"{path.stem}-{r.get('ID', i)}", "question": text, "formula": normalize(r["Linear_Formula"]),
-                    "numbers": None if is_test else _numbers(r["Numbers"]), "answer": float(r["Answer"])})
-    return out
+        return load_records(
+            path,
+            lambda r, i: _from_csv(r, i, path.stem),
+            ("Question", "Numbers", "Equation", "Answer"),
+            on_bad_record,
+            stats,
+        )
+    return load_records(
+        path, lambda r, i: _from_json(r, i, path.stem), ("Body", "Linear_Formula", "Answer"), on_bad_record, stats
+    )
+
+
+def _from_csv(r: dict, i: int, stem: str) -> dict:
+    return {
+        "id": f"{stem}-{i}",
+        "question": r["Question"].strip(),
+        "formula": prefix_to_linear(r["Equation"]),
+        "numbers": _numbers(r["Numbers"]),
+        "answer": float(r["Answer"]),
+    }
+
+
+def _from_json(r: dict, i: int, stem: str) -> dict:
+    body, question = r["Body"].strip(), r.get("Question", "").strip()
+    is_test = isinstance(r.get("Numbers"), list) or str(r.get("Numbers", "")).startswith("[")
+    # test Bodies hold the question already; elsewhere join with a space (the reference used none)
+    text = body if is_test else f"{body} {question}".strip()
+    return {
+        "id": f"{stem}-{r.get('ID', i)}",
+        "question": text,
+        "formula": normalize(r["Linear_Formula"]),
+        "numbers": None if is_test else _numbers(r["Numbers"]),
+        "answer": float(r["Answer"]),
+    }
 
 
 # ----------------------------------------------------------------------------- REFINER task interface
 # (common.tasks.refiner): load_examples, critique, metrics
 
-def load_examples(path: str | Path, svamp_dev: str | Path | None = None) -> list[dict]:
+
+def load_examples(
+    path: str | Path, on_bad_record: str = "error", stats=None, svamp_dev: str | Path | None = None
+) -> list[dict]:
     """{id, x, z, numbers, answer} for the generator: x the problem text, z the gold formula.
     REFINER's test file has no indexable numbers (refiner.md 1.1); with `svamp_dev` (SVAMP's
     mawps-asdiv-a_svamp_dev.csv) they are filled in from the CSV row with the same problem text."""
-    rows = load(path)
+    rows = load(path, on_bad_record, stats)
     if svamp_dev and any(r["numbers"] is None for r in rows):
         by_text = {_text_key(r["question"]): r["numbers"] for r in load(svamp_dev)}
         for r in rows:
             if r["numbers"] is None:
                 r["numbers"] = by_text.get(_text_key(r["question"]))
-    return [{"id": r["id"], "x": r["question"], "z": r["formula"], "numbers": r["numbers"], "answer": r["answer"]}
-            for r in rows]
+    return [
+        {"id": r["id"], "x": r["question"], "z": r["formula"], "numbers": r["numbers"], "answer": r["answer"]}
+        for r in rows
+    ]
 
 
 def _text_key(text: str) -> str:
@@ -276,6 +302,71 @@ def metrics(examples: list[dict], predictions: list[str]) -> dict[str, float]:
     parsed = sum(equation_key(p) is not None for p in predictions)
     with_numbers = [(e, p) for e, p in zip(examples, predictions) if e.get("numbers") is not None]
     right = sum(answers_match(predicted_answer(p, e["numbers"]), e["answer"]) for e, p in with_numbers)
-    return {"n": n, "equation_em": round(100.0 * em / n, 2) if n else 0.0,
-            "answer_acc": round(100.0 * right / len(with_numbers), 2) if with_numbers else float("nan"),
-            "answer_n": len(with_numbers), "parsed": round(100.0 * parsed / n, 2) if n else 0.0}
+    return {
+        "n": n,
+        "equation_em": round(100.0 * em / n, 2) if n else 0.0,
+        "answer_acc": round(100.0 * right / len(with_numbers), 2) if with_numbers else float("nan"),
+        "answer_n": len(with_numbers),
+        "parsed": round(100.0 * parsed / n, 2) if n else 0.0,
+    }
+
+
+# ----------------------------------------------------------------------------- critic data (2.2)
+# With the reference's bugs fixed: subtraction is perturbed too (the reference listed `subtract` but the
+# data spells `substract`); feedback is the fixed oracle of 2.3.
+#   numbers   one operand replaced by a different numberN of the problem
+#   operator  one step's operator replaced by a different one
+#   remove    formulas of 2+ steps cut to their first step (as the reference)
+#   add       one-step formulas get a step `#1: op ( #0, numberN )`
+
+PERTURBATIONS = ("numbers", "operator", "remove", "add")
+
+
+def render(steps: list[Step]) -> str:
+    return " | ".join(f"#{k}: {s.op} ( {s.a}, {s.b} )" for k, s in enumerate(steps)) + " | EOS"
+
+
+def perturb(formula: str, n_numbers: int, kind: str, rng: random.Random) -> str | None:
+    """One perturbed formula of the given kind, or None when the kind does not apply."""
+    parsed = parse(formula)
+    if isinstance(parsed, str):
+        return None
+    steps = list(parsed)
+    if kind == "operator":
+        k = rng.randrange(len(steps))
+        steps[k] = Step(rng.choice([o for o in OPS if o != steps[k].op]), steps[k].a, steps[k].b)
+    elif kind == "numbers":
+        slots = [(k, side) for k, s in enumerate(steps) for side in ("a", "b") if getattr(s, side).startswith("number")]
+        if not slots:
+            return None
+        k, side = rng.choice(slots)
+        old = getattr(steps[k], side)
+        choices = [f"number{n}" for n in range(max(n_numbers, 2)) if f"number{n}" != old]
+        steps[k] = Step(
+            steps[k].op, *((rng.choice(choices), steps[k].b) if side == "a" else (steps[k].a, rng.choice(choices)))
+        )
+    elif kind == "remove":
+        if len(steps) < 2:
+            return None
+        steps = steps[:1]
+    elif kind == "add":
+        if len(steps) != 1:
+            return None
+        steps.append(Step(rng.choice(OPS), "#0", f"number{rng.randrange(max(n_numbers, 1))}"))
+    else:
+        raise ValueError(f"unknown perturbation {kind!r}")
+    return render(steps)
+
+
+def perturbations(example: dict, rng: random.Random) -> Iterator[tuple[str, str]]:
+    """(kind, wrong z) for each kind of PERTURBATIONS that applies, in that order, one each."""
+    z = example["z"]
+    n_numbers = (
+        len(example["numbers"])
+        if example.get("numbers")
+        else 1 + max((int(t[6:].rstrip(",")) for t in z.split() if t.startswith("number")), default=0)
+    )
+    for kind in PERTURBATIONS:
+        wrong = perturb(z, n_numbers, kind, rng)
+        if wrong is not None:
+            yield kind, wrong

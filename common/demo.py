@@ -1,8 +1,8 @@
 """`make demo`: RATIONALYST end to end, offline on the embedded models, on 2 CPU cores.
 
-`make demo` builds the corpus with `python -m sampling.demo corpus`, runs the whole chain with
+`make demo` builds the corpus with `python -m common.demo corpus`, runs the whole chain with
 `slurm/pipeline.sh all --local` and the demo recipes (configs/demo), then prints the tables with
-`python -m sampling.demo report`:
+`python -m common.demo report`:
   prefilter  a small mixed corpus (public-domain prose shipped in reasoning-gym + GSM8K-style
              worked problems from its gsm_symbolic generator) against a gsm_symbolic centroid
   extract    SmolLM2 in `per_step` mode (a 135M model cannot copy a whole document in the
@@ -15,8 +15,8 @@
              first DEMO_REFINER_LIMIT SVAMP problems with the trained critic and with the oracle
 Rerunning resumes. Outputs go to outputs/demo/.
 
-    python -m sampling.demo corpus outputs/demo/corpus.jsonl
-    python -m sampling.demo report outputs/demo [outputs/demo/refiner-mwp]
+    python -m common.demo corpus outputs/demo/corpus.jsonl
+    python -m common.demo report outputs/demo [outputs/demo/refiner-mwp]
 """
 
 from __future__ import annotations
@@ -29,20 +29,33 @@ from pathlib import Path
 
 N_PROSE, N_PROBLEMS = 24, 12
 # (table row, output directory under the run directory)
-DATA_STAGES = [("prefilter", "prefilter"), ("extract (web)", "extract_web"), ("extract (datasets)", "extract_datasets"),
-               ("parse", "parsed"), ("score", "scored"), ("filter", "filtered")]
+DATA_STAGES = [
+    ("prefilter", "prefilter"),
+    ("extract (web)", "extract_web"),
+    ("extract (datasets)", "extract_datasets"),
+    ("parse", "parsed"),
+    ("score", "scored"),
+    ("filter", "filtered"),
+]
+
+
+def corpus_texts(n_prose: int = N_PROSE, n_problems: int = N_PROBLEMS) -> list[str]:
+    """Public-domain prose (Jules Verne, shipped in reasoning-gym) and GSM8K-style worked problems."""
+    from common.tasks.rationalyst import gsm_symbolic
+
+    verne = (
+        Path(importlib.util.find_spec("reasoning_gym").submodule_search_locations[0]) / "data" / "in_the_year_2889.txt"
+    )
+    prose = [" ".join(p.split()) for p in re.split(r"\n\s*\n", verne.read_text()) if 200 < len(p) < 1200]
+    # problems neither mined (train) nor answered (test): the prefilter must find them among the prose
+    problems = [gsm_symbolic.reference_text(x) for x in gsm_symbolic.load("validation", limit=n_problems)]
+    return prose[:n_prose] + problems
 
 
 def build_corpus(path: Path) -> None:
-    import reasoning_gym
-    verne = (Path(importlib.util.find_spec("reasoning_gym").submodule_search_locations[0]) / "data"
-             / "in_the_year_2889.txt")
-    prose = [" ".join(p.split()) for p in re.split(r"\n\s*\n", verne.read_text()) if 200 < len(p) < 1200]
-    problems = [x["question"] + "\n" + x["metadata"]["answer_cot"]
-                for x in reasoning_gym.create_dataset("gsm_symbolic", size=N_PROBLEMS, seed=2024)]
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as fh:
-        for text in prose[:N_PROSE] + problems:
+        for text in corpus_texts():
             fh.write(json.dumps({"text": text}) + "\n")
 
 
@@ -50,9 +63,11 @@ def report(run_dir: Path) -> str:
     """The data chain's counts table, the highest-gain rationales, then the evaluation table."""
     if not (run_dir / "prefilter" / "manifest.json").exists():
         return f"RATIONALYST: no outputs in {run_dir} (not run)"
-    lines = [f"RATIONALYST data chain ({run_dir})",
-             f"| {'stage':18} | {'in':>4} | {'out':>5} | {'s':>5} | notes",
-             f"|{'-' * 20}|{'-' * 6}|{'-' * 7}|{'-' * 7}|------"]
+    lines = [
+        f"RATIONALYST data chain ({run_dir})",
+        f"| {'stage':18} | {'in':>4} | {'out':>5} | {'s':>5} | notes",
+        f"|{'-' * 20}|{'-' * 6}|{'-' * 7}|{'-' * 7}|------",
+    ]
     for stage, d in DATA_STAGES:
         manifest = json.loads((run_dir / d / "manifest.json").read_text())
         c = manifest["counts"]
@@ -60,7 +75,7 @@ def report(run_dir: Path) -> str:
         notes = {
             "prefilter": f"below threshold {c.get('below_threshold', 0)}, too long {c.get('too_long', 0)}",
             "parse": f"unfaithful docs {c.get('docs_unfaithful', 0)}, malformed {c.get('triples_malformed', 0)}, "
-                     f"empty {c.get('triples_empty', 0)}",
+            f"empty {c.get('triples_empty', 0)}",
             "filter": f"kept (gain >= tau): train {c.get('train', 0)}, dev {c.get('dev', 0)}",
         }.get(stage, "")
         lines.append(f"| {stage:18} | {c['in']:>4} | {out:>5} | {manifest.get('wall_seconds', 0):>5.0f} | {notes}")
@@ -82,14 +97,17 @@ def report(run_dir: Path) -> str:
 
 def refiner_report(refiner_dir: Path) -> str:
     """REFINER's per-turn metrics for each critic (refiner_predict's metrics.json)."""
-    from model_inference.refiner_predict import format_table
+    from common.report import format_table
+
     lines = []
     for metrics in sorted(refiner_dir.glob("predict-*/metrics.json")):
         m = json.loads(metrics.read_text())
         lines += [f"REFINER {m['task']}, critic {m['critic']} ({metrics.parent})", format_table(m["turns"]), ""]
     if lines and "REFINER mwp" in lines[0]:
-        lines.append("paper, SVAMP equation EM (refiner.md 8.1; UQA-T5-base trained on a GPU): turn 0 34.1, "
-                     "trained critic 47.2, oracle (T = 3) 66.0")
+        lines.append(
+            "paper, SVAMP equation EM (refiner.md 8.1; UQA-T5-base trained on a GPU): turn 0 34.1, "
+            "trained critic 47.2, oracle (T = 3) 66.0"
+        )
     return "\n".join(lines) if lines else f"REFINER: no predictions in {refiner_dir} (not run)"
 
 

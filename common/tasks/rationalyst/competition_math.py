@@ -20,13 +20,22 @@ from pathlib import Path
 from common.tasks import data
 
 HUB, FALLBACK_HUB_ID = ("lighteval/MATH", "all"), "EleutherAI/hendrycks_math"
-SUBJECTS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
-            "prealgebra", "precalculus")
+SUBJECTS = (
+    "algebra",
+    "counting_and_probability",
+    "geometry",
+    "intermediate_algebra",
+    "number_theory",
+    "prealgebra",
+    "precalculus",
+)
 DEFAULT_SPLIT, DEFAULT_SHOTS = "test", 5
 # 6.2, in this project's words
-SYSTEM = ("You solve competition mathematics problems one step at a time. Write only the next sentence of the "
-          "solution, continuing what has been written so far. When you reach the final answer, write it inside "
-          "\\boxed{}.")
+SYSTEM = (
+    "You solve competition mathematics problems one step at a time. Write only the next sentence of the "
+    "solution, continuing what has been written so far. When you reach the final answer, write it inside "
+    "\\boxed{}."
+)
 
 
 def _hub_rows(split: str) -> list[dict]:
@@ -39,25 +48,37 @@ def _hub_rows(split: str) -> list[dict]:
             raise exc from None
 
 
-def load(split: str = DEFAULT_SPLIT, path: str | Path | None = None, limit: int | None = None,
-         skip_unanswered: bool = False) -> list[dict]:
+def load(
+    split: str = DEFAULT_SPLIT, path: str | Path | None = None, limit: int | None = None, skip_unanswered: bool = False
+) -> list[dict]:
     """Examples {id, question, solution, answer, level, type}; `answer` is the normalised boxed answer."""
     rows = data.local_rows(path, split, ("problem", "solution")) if path else _hub_rows(split)
     examples = []
     for i, row in enumerate(rows):
-        boxed = last_boxed(row["solution"])
-        if boxed is None:
-            if skip_unanswered:
-                continue
-            raise ValueError(f"{path or HUB[0]} {split} record {i}: no \\boxed{{}} answer in the solution")
-        examples.append({"id": f"math-{split}-{i}", "question": row["problem"], "solution": row["solution"],
-                         "answer": normalize(boxed), "level": row.get("level"), "type": row.get("type")})
+        if skip_unanswered and last_boxed(row["solution"]) is None:
+            continue
+        examples.append(example(row, f"math-{split}-{i}", f"{path or HUB[0]} {split} record {i}"))
         if limit and len(examples) == limit:
             break
     return examples
 
 
+def example(row: dict, ident: str, where: str) -> dict:
+    boxed = last_boxed(row["solution"])
+    if boxed is None:
+        raise ValueError(f"{where}: no \\boxed{{}} answer in the solution")
+    return {
+        "id": ident,
+        "question": row["problem"],
+        "solution": row["solution"],
+        "answer": normalize(boxed),
+        "level": row.get("level"),
+        "type": row.get("type"),
+    }
+
+
 # ----------------------------------------------------------------------------- answers
+
 
 def _group(text: str, start: int) -> tuple[str, int] | None:
     """The balanced {...} opening at `start`: (content, index after the closing brace)."""
@@ -68,7 +89,7 @@ def _group(text: str, start: int) -> tuple[str, int] | None:
         elif text[i] == "}":
             depth -= 1
             if depth == 0:
-                return text[start + 1:i], i + 1
+                return text[start + 1 : i], i + 1
     return None
 
 
@@ -77,7 +98,7 @@ def last_boxed(text: str) -> str | None:
     starts = [m for m in re.finditer(r"\\(?:boxed|fbox)", text)]
     if not starts:
         return None
-    rest = text[starts[-1].end():]
+    rest = text[starts[-1].end() :]
     if rest.startswith(" "):
         m = re.match(r" +([^\s$]+)", rest)
         return m.group(1) if m else None
@@ -92,7 +113,7 @@ def _fix_shorthand(s: str, command: str, n_args: int) -> str:
     r"""\frac12 -> \frac{1}{2}, \sqrt3 -> \sqrt{3}."""
     out, i = [], 0
     while i < len(s):
-        if s.startswith(command, i) and not s[i + len(command):i + len(command) + 1].isalpha():
+        if s.startswith(command, i) and not s[i + len(command) : i + len(command) + 1].isalpha():
             out.append(command)
             i += len(command)
             for _ in range(n_args):
@@ -106,7 +127,7 @@ def _fix_shorthand(s: str, command: str, n_args: int) -> str:
                 elif i < len(s) and s[i].isalnum():
                     out.append("{" + s[i] + "}")
                     i += 1
-                else:          # \sqrt[3]{x}, or a bare command: left as written
+                else:  # \sqrt[3]{x}, or a bare command: left as written
                     break
         else:
             out.append(s[i])
@@ -119,7 +140,7 @@ def _unwrap(s: str, command: str) -> str:
         found = _group(s, m.end() - 1)
         if found is None:
             break
-        s = s[:m.start()] + found[0] + s[found[1]:]
+        s = s[: m.start()] + found[0] + s[found[1] :]
     return s
 
 
@@ -128,13 +149,20 @@ def normalize(answer: str | None) -> str | None:
         return None
     s = answer.strip().replace("\n", "").replace("\\!", "").replace("\\\\", "\\")
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\left", "").replace("\\right", "")
-    s = re.sub(r"\^\{?\\circ\}?", "", s).replace("°", "").replace("\\$", "").replace("$", "").replace("\\%", "").replace("%", "")
-    s = re.sub(r"\\(?:text|mbox|mathrm)\{\s[^{}]*\}\s*$", "", s)   # trailing units: 10\text{ inches}
+    s = (
+        re.sub(r"\^\{?\\circ\}?", "", s)
+        .replace("°", "")
+        .replace("\\$", "")
+        .replace("$", "")
+        .replace("\\%", "")
+        .replace("%", "")
+    )
+    s = re.sub(r"\\(?:text|mbox|mathrm)\{\s[^{}]*\}\s*$", "", s)  # trailing units: 10\text{ inches}
     for command in ("\\text", "\\textbf", "\\mbox", "\\mathrm", "\\boxed"):
         s = _unwrap(s, command)
     s = re.sub(r"\\[,;: ]", "", s).replace("{,}", "")
     parts = s.split("=")
-    if len(parts) == 2 and len(parts[0].strip()) <= 2:   # "x = 5", "k=3"
+    if len(parts) == 2 and len(parts[0].strip()) <= 2:  # "x = 5", "k=3"
         s = parts[1]
     s = s.replace(" ", "")
     s = _fix_shorthand(_fix_shorthand(s, "\\frac", 2), "\\sqrt", 1)
@@ -188,6 +216,7 @@ def states_answer(step: str) -> bool:
 
 # ----------------------------------------------------------------------------- few-shot (6.2)
 
+
 def shot_pool(path: str | Path | None = None) -> list[dict]:
     return load("train", path, skip_unanswered=True)
 
@@ -200,3 +229,20 @@ def shot_steps(example: dict) -> list[str]:
     """6.2: the solution split on ". " into steps (each keeps its period)."""
     pieces = [p.strip() for p in example["solution"].split(". ")]
     return [p if i == len(pieces) - 1 or p.endswith(".") else p + "." for i, p in enumerate(pieces) if p]
+
+
+# ----------------------------------------------------------------------------- data stages (rationalyst.md 2, 3.2)
+
+
+def mining_examples(path: str | Path | None = None, limit: int | None = None) -> list[dict]:
+    """The rows the data stages read: prefilter references and extraction documents (train)."""
+    return load("train", path, limit, skip_unanswered=True)
+
+
+def reference_text(example: dict) -> str:
+    return example["question"] + "\n" + example["solution"]
+
+
+def document_text(example: dict) -> str:
+    """3.2: "Question: {problem}\nAnswer: {solution}"."""
+    return f"Question: {example['question']}\nAnswer: {example['solution']}"

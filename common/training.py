@@ -1,0 +1,107 @@
+"""Fine-tuning pieces shared by training.finetune and training.train_refiner: the LoRA option group,
+example encoding with the prompt masked, the collator, trainable-parameter setup, precision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from common.config import option
+from common.models import auto_bos_id, pick_device, with_single_bos
+
+IGNORE = -100
+
+
+@dataclass
+class LoraOptions:
+    """LoRA adapters on every linear layer, merged into the saved model (rationalyst.md 5 trains all
+    weights; refiner.md 6's LoRA is r 8, alpha 32, dropout 0.1: configs/paper/train_refiner.yaml)."""
+
+    lora: bool = option(False, "train LoRA adapters instead of all weights (merged on save)")
+    lora_r: int = option(16, "LoRA rank")
+    lora_alpha: int = option(32, "LoRA alpha")
+    lora_dropout: float = option(0.05, "LoRA dropout")
+    freeze_encoder: bool = option(
+        False,
+        "seq2seq: keep the encoder's weights fixed, adapters included (the MiniLM "
+        "encoder-decoders: training it with a new cross-attention collapses its "
+        "outputs)",
+    )
+
+
+def causal_example(tok, prompt: str, target: str, system: str, max_length: int) -> dict:
+    """input_ids and labels with the prompt masked. The conversation is rendered once; the prompt
+    rendering (with the generation prompt) only locates the boundary, and must be a prefix of it."""
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+    head = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    full = tok.apply_chat_template(messages + [{"role": "assistant", "content": target}], tokenize=False)
+    if not full.startswith(head):
+        raise ValueError("the chat template does not render the prompt as a prefix of the conversation")
+    # exactly one BOS, as at inference (common.llm.hf tokenises prompts the same way)
+    head_ids = with_single_bos(tok(head, add_special_tokens=False).input_ids, auto_bos_id(tok))
+    tail_ids = tok(full[len(head) :], add_special_tokens=False).input_ids
+    ids = (head_ids + tail_ids)[:max_length]
+    labels = ([IGNORE] * len(head_ids) + tail_ids)[:max_length]
+    return {"input_ids": ids, "labels": labels}
+
+
+def seq2seq_example(tok, prompt: str, target: str, max_length: int) -> dict:
+    enc = tok(prompt, truncation=True, max_length=max_length, return_token_type_ids=False)
+    return {"input_ids": enc.input_ids, "labels": target_ids(tok, target, max_length)}
+
+
+def target_ids(tok, target: str, max_length: int) -> list[int]:
+    """Decoder labels: the target and its end token, no start token. A BERT tokenizer starts them
+    with [CLS], which is also the decoder start token of the MiniLM seq2seq models (common.models):
+    the model prepends it itself, so a label [CLS] would teach it to write [CLS] twice. A tokenizer
+    that adds BOS but no EOS would never teach the model to stop."""
+    ids = tok(text_target=target, truncation=True, max_length=max_length).input_ids
+    if ids and ids[0] in (tok.cls_token_id, tok.bos_token_id) and ids[0] is not None:
+        ids = ids[1:]
+    if tok.eos_token_id is not None and ids[-1:] != [tok.eos_token_id]:
+        ids = ids[: max_length - 1] + [tok.eos_token_id]
+    return ids
+
+
+def collate(pad_id: int):
+    def fn(batch: list[dict]) -> dict:
+        width = max(len(b["input_ids"]) for b in batch)
+        lwidth = max(len(b["labels"]) for b in batch)
+        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        labels = torch.full((len(batch), lwidth), IGNORE, dtype=torch.long)
+        for i, b in enumerate(batch):
+            ids[i, : len(b["input_ids"])] = torch.tensor(b["input_ids"])
+            mask[i, : len(b["input_ids"])] = 1
+            labels[i, : len(b["labels"])] = torch.tensor(b["labels"])
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+    return fn
+
+
+def trainable(model, cfg, seq2seq: bool):
+    """LoRA adapters on every linear layer (LoraOptions), then the encoder fixed, adapters included."""
+    if cfg.lora:
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        task = TaskType.SEQ_2_SEQ_LM if seq2seq else TaskType.CAUSAL_LM
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                task_type=task,
+                r=cfg.lora_r,
+                lora_alpha=cfg.lora_alpha,
+                lora_dropout=cfg.lora_dropout,
+                target_modules="all-linear",
+            ),
+        )
+    if cfg.freeze_encoder:
+        model.get_encoder().requires_grad_(False)
+    return model
+
+
+def use_bf16(precision: str) -> bool:
+    if precision == "auto":
+        return pick_device() == "cuda" and torch.cuda.is_bf16_supported()
+    return precision == "bf16"
