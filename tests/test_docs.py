@@ -13,6 +13,7 @@ Fast, no models. Three checks:
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -29,12 +30,24 @@ LINK_RE = re.compile(r"(?<!!)\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s
 HEADING_RE = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$", re.M)
 NUM = r"\d+(?:\.\d+)*"
 # the spec's name, optional "§" or "section(s)", then one number or a list / range of them
-CITE_RE = re.compile(r"\b(rationalyst|refiner)\.md(?:\s*§\s*|\s+sections?\s+|\s+)"
-                     rf"({NUM}(?:\s*(?:,|–|-|and)\s*§?\s*{NUM})*)")
+CITE_RE = re.compile(
+    r"\b(rationalyst|refiner)\.md(?:\s*§\s*|\s+sections?\s+|\s+)"
+    rf"({NUM}(?:\s*(?:,|–|-|and)\s*§?\s*{NUM})*)"
+)
 SECTION_RE = re.compile(rf"^(?:§\s*)?({NUM})\.?(?:\s|$)")
 SCANNED = {".py", ".md", ".yaml", ".sh", ".sbatch"}
-SKIP_DIRS = {".git", ".venv", ".venv-vllm", "node_modules", "outputs", "runs", "logs", "__pycache__",
-             ".pytest_cache", ".hypothesis"}
+SKIP_DIRS = {
+    ".git",
+    ".venv",
+    ".venv-vllm",
+    "node_modules",
+    "outputs",
+    "runs",
+    "logs",
+    "__pycache__",
+    ".pytest_cache",
+    ".hypothesis",
+}
 
 
 def markdown_files() -> list[Path]:
@@ -74,15 +87,12 @@ def links(path: Path) -> list[str]:
 
 
 def repo_files() -> list[Path]:
+    """The repository's scanned files, minus docs/specs (the cited pages) and this file (its examples)."""
     out = []
-    for p in REPO.rglob("*"):
-        rel = p.relative_to(REPO)
-        if any(part in SKIP_DIRS for part in rel.parts) or rel.parts[:2] == ("docs", "specs"):
-            continue
-        if p == Path(__file__).resolve():      # this file's examples are not citations
-            continue
-        if p.is_file() and p.suffix in SCANNED:
-            out.append(p)
+    for root, dirs, files in os.walk(REPO):
+        here = Path(root)
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and here / d != SPECS)
+        out += [here / f for f in sorted(files) if Path(f).suffix in SCANNED and here / f != Path(__file__).resolve()]
     return out
 
 
@@ -98,16 +108,21 @@ def spec_sections(name: str) -> set[str]:
 
 # ----------------------------------------------------------------------------- helpers tested
 
+
 def test_github_anchor_rule():
     assert github_anchor("Running on a Slurm cluster (`slurm/`)") == "running-on-a-slurm-cluster-slurm"
     assert github_anchor("`python -m sampling.prefilter` (§2)") == "python--m-samplingprefilter-2"
-    assert github_anchor("4.2 Scoring (the \"new method\")") == "42-scoring-the-new-method"
+    assert github_anchor('4.2 Scoring (the "new method")') == "42-scoring-the-new-method"
     assert github_anchor("snake_case and dash-ed") == "snake_case-and-dash-ed"
 
 
 def test_citation_pattern():
     assert citations("see rationalyst.md §4.2 and refiner.md 1.2, 2.5, 8.3.") == [
-        ("rationalyst", "4.2"), ("refiner", "1.2"), ("refiner", "2.5"), ("refiner", "8.3")]
+        ("rationalyst", "4.2"),
+        ("refiner", "1.2"),
+        ("refiner", "2.5"),
+        ("refiner", "8.3"),
+    ]
     assert citations("(rationalyst.md 6.2-6.3, MATH)") == [("rationalyst", "6.2"), ("rationalyst", "6.3")]
     assert citations("rationalyst.md sections 2 and 3.2") == [("rationalyst", "2"), ("rationalyst", "3.2")]
     assert citations("refiner.md 9.1.10)") == [("refiner", "9.1.10")]
@@ -115,6 +130,7 @@ def test_citation_pattern():
 
 
 # ----------------------------------------------------------------------------- the checks
+
 
 def test_readme_is_short():
     n = len((REPO / "README.md").read_text(encoding="utf-8").splitlines())
