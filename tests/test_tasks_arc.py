@@ -78,7 +78,11 @@ def test_hand_written_shots_one_step_per_choice():
         ("The correct answer is (B) carbon dioxide.", "B", "B"),
         ("The answer is: **B**", "B", "B"),
         ("Answer: B", None, "B"),
-        ("(A) is what plants release, so (B) it is.", None, "B"),
+        ("(A) is what plants release, so (B) it is.", None, None),  # names two letters: no guess between them
+        ("Plants take in carbon dioxide, (B).", None, "B"),
+        ("Oxygen is what plants release, so the answer is not A.", None, None),
+        ("The answer is (A) or (B).", None, None),  # hedged
+        ("Carbon dioxide is needed for photosynthesis.\nB", None, "B"),  # a bare last line
         ("The answer is E", None, None),  # not among 4 choices
         ("Plants need sunlight.", None, None),
     ],

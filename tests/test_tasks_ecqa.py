@@ -112,6 +112,9 @@ def test_shots_need_explanations(tmp_path):
         ("B. A refrigerator keeps milk cold.", None, "B"),
         ("The answer is a refrigerator, I think.", None, None),  # lower-case "a" is an article
         ("I cannot decide between the options.", None, None),  # never a random letter
+        ("Milk needs to stay cold, not warm like an oven, so not A.", None, None),
+        ("The answer is not A, it is B.", None, None),  # "it is B" names no choice form; "not A" is negated
+        ("Option B", None, "B"),
     ],
 )
 def test_extraction(output, strict, flexible):

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from common.tasks.answers import normalize_number
@@ -15,6 +17,8 @@ from tests.conftest import shared_data
         ("0.50", "0.5"),
         ("72.", "72"),
         ("+5", "5"),
+        ("$-3", "-3"),
+        ("-$3", "-3"),
         ("-0", "0"),
         ("abc", None),
         ("1e3", "1000"),
@@ -36,6 +40,11 @@ def test_normalize_number(text, want):
         ("The temperature fell to -5 degrees.", None, "-5"),
         ("I do not know.", None, None),
         ("The answer is 18. Wait, #### 20", "20", "20"),
+        # issue 12, defect 4: a sign after the dollar, or a plus sign
+        ("He is $10 short, so his balance is -$10. The answer is $-10.", "-10", "-10"),
+        ("She owes 10 dollars.\n#### $-10", "-10", "-10"),
+        ("The temperature rose by 18 degrees. The answer is +18", "18", "18"),
+        ("3+4 = 7 apples, so 3-4 is not it", None, "4"),  # "+4" and "-4" in "3+4", "3-4" are no signs
     ],
 )
 def test_extract_answer(output, strict, flexible):
@@ -77,3 +86,28 @@ def test_inference_interface():
     assert gsm8k.prefix(ex) == "Question: Tom has 3 boxes of 4. How many?\nAnswer:"
     assert gsm8k.shot_steps(ex) == ["3*4=12.", "So 12 in all.", "The answer is: 12."]  # rationalyst.md 6.2
     assert system_prompt(gsm8k, ex) is None and gsm8k.predict("The answer is: 12.", ex, "strict") == "12"
+
+
+def test_every_gold_answer_reads_back_as_correct():
+    """All GSM8K train and test gold answers parse, equal the plain reading of their '#### N' line, and score
+    as correct against themselves in both modes."""
+    folder = shared_data("gsm8k")
+    for split in ("train", "test"):
+        for ex in gsm8k.load(split, folder):
+            plain = ex["solution"].rsplit("####", 1)[1].strip().replace(",", "")
+            assert ex["answer"] == plain, (ex["id"], ex["answer"], plain)
+            for mode in ("strict", "flexible"):
+                assert gsm8k.is_correct(gsm8k.predict(ex["solution"], ex, mode), ex["answer"]), (ex["id"], mode)
+
+
+def test_agrees_with_openai_labels_on_their_model_solutions():
+    """OpenAI's example solutions of four GSM8K generators carry an is_correct label; flexible extraction
+    ("A: 18" endings, not the '#### N' of the prompts) and scoring agree with every one of the 400."""
+    rows = [json.loads(line) for line in (shared_data("gsm8k") / "example_model_solutions_first100.jsonl").open()]
+    verdicts = []
+    for row in rows:
+        gold = gsm8k.extract_answer(row["ground_truth"], "flexible")
+        for name in ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification"):
+            got = gsm8k.is_correct(gsm8k.predict(row[name]["solution"], row, "flexible"), gold)
+            verdicts.append(got == row[name]["is_correct"])
+    assert len(verdicts) == 400 and all(verdicts)

@@ -72,6 +72,10 @@ def test_hand_written_shots():
         ("The answer is: starts pulling up roofing on a roof.", None, "D"),
         ("D. He starts pulling up the roofing.", None, "D"),
         ("The answer is E.", None, None),
+        ("D", None, "D"),  # issue 12, defect 5: a bare letter
+        ("Ending D is the most plausible.", None, "D"),
+        ("Ending D is the most plausible, not ending A.", None, "D"),
+        ("Endings (A) and (D) both fit.", None, None),
         ("He is on a roof.", None, None),
     ],
 )

@@ -69,6 +69,10 @@ def test_five_shots_of_the_same_category(tmp_path):
         ("The correct choice is the last one. The answer is (J).", "J", "J"),
         ("the answer is J", "J", "J"),
         ("Answer: J", None, "J"),
+        ("Answer: j", None, "J"),
+        ("J", None, "J"),
+        ("The answer is (J) or (I).", None, None),
+        ("Heat flows from hot to cold at 100 °C.", None, None),
         ("(J) option 9", None, "J"),
         ("I am not sure.", None, None),  # the reference returned a random letter here
         ("The answer is (K).", None, None),

@@ -77,6 +77,13 @@ def test_three_hand_written_chaining_shots():
         ("The answer is **False**", "B", "B"),
         ("A. The statement follows from the rules.", None, "A"),
         ("The answer is D", None, None),
+        # issue 12, defect 5: the statement's truth value, and "Answer: True"
+        ("The bear is big, and big things are kind. The statement is true.", None, "A"),
+        ("Answer: True", None, "A"),
+        ("Answer: unknown", None, "C"),
+        ("So the statement is false. The answer is: A", "A", "A"),  # the stated letter wins
+        ("The statement is true or unknown.", None, None),  # hedged
+        ("The statement is not false, but it does not follow either.", None, None),
         ("It depends on the bear.", None, None),
     ],
 )

@@ -5,14 +5,16 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-# A number as people write it: optional sign (not the hyphen of "3-4"), optional $, thousands
-# separators, decimals ("1,234.50", "-$5", ".5"). A trailing sentence period is not a decimal point.
-NUMBER = r"(?<![\w.])-?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|(?<![\w.])-?\$?\.\d+"
+# A number as people write it: optional sign (not the hyphen of "3-4" or the plus of "3+4"), optional $
+# before or after the sign, thousands separators, decimals ("1,234.50", "-$5", "$-5", "+18", ".5"). A
+# trailing sentence period is not a decimal point.
+_SIGNED = r"(?<![\w.])(?:[-+]\$?\s?|\$\s?[-+]?)?"
+NUMBER = _SIGNED + r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|" + _SIGNED + r"\.\d+"
 NUMBER_RE = re.compile(NUMBER)
 
 
 def normalize_number(text: str | None) -> str | None:
-    """Canonical string of a number: '1,234.50' -> '1234.5', '$-3' -> '-3', '12.0' -> '12'.
+    """Canonical string of a number: '1,234.50' -> '1234.5', '$-3' -> '-3', '+18' -> '18', '12.0' -> '12'.
     Decimals are kept (the reference truncates them at the first '.': rationalyst.md 6.4)."""
     if text is None:
         return None

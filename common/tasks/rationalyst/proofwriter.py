@@ -113,15 +113,28 @@ def load(split: str = DEFAULT_SPLIT, path: str | Path | None = None, limit: int 
     return out[:limit] if limit else out
 
 
+# "the answer is False" / "Answer: True" name a choice by its word (both modes read "answer is")
+_WORD = r"(true|false|unknown)\b"
+_ANSWER_WORD = {
+    "strict": re.compile(r"(answer is[:\s]*\**\s*)" + _WORD, re.IGNORECASE),
+    "flexible": re.compile(r"(answer is[:\s]*\**\s*|\banswer\s*:\s*\**\s*)" + _WORD, re.IGNORECASE),
+}
+# flexible, when nothing else names a choice: "So the statement is true." (a hedge "true or unknown" is none)
+_STATEMENT = re.compile(
+    r"\bstatement is\s*\**\s*" + _WORD + r"(?!\s*(?:or|and|/)\s*(?:true|false|unknown))", re.IGNORECASE
+)
+
+
 def predict(text: str, example: dict | None = None, mode: str = "flexible") -> str | None:
-    """The letter after "the answer is"; "the answer is False" counts as B (in both modes)."""
-    text = re.sub(
-        r"(answer is[:\s]*\**\s*)(true|false|unknown)\b",
-        lambda m: m.group(1) + LETTERS[WORDS.index(m.group(2).lower())],
-        text,
-        flags=re.IGNORECASE,
-    )
-    return choice.extract_choice(text, LETTERS, mode, ["True", "False", "Unknown"])
+    """The letter after "the answer is", the word mapped to its letter ("the answer is False" counts as B, in
+    both modes); flexible: also "Answer: True", the choice forms of common.tasks.choice, and at last "the
+    statement is true"."""
+    lettered = _ANSWER_WORD[mode].sub(lambda m: m.group(1) + LETTERS[WORDS.index(m.group(2).lower())], text)
+    found = choice.extract_choice(lettered, LETTERS, mode, ["True", "False", "Unknown"])
+    if found is None and mode == "flexible" and not re.search(r"answer is", text, re.IGNORECASE):
+        stated = _STATEMENT.findall(text)
+        found = LETTERS[WORDS.index(stated[-1].lower())] if stated else None
+    return found
 
 
 def shot_pool(path: str | Path | None = None) -> list[dict]:
