@@ -87,18 +87,28 @@ _SENTINEL = "\ue000RATIONALE\ue000"
 
 @dataclass
 class Frame:
-    prefix: str  # rendered chat up to the end of the preceding text (shared by both variants)
-    with_middle: str  # the rationale and the rest of the frame up to the assistant's text
-    without_middle: str  # the rest of the frame only
+    prefix: str  # rendered chat up to the preceding text's last word (shared by both variants)
+    with_middle: str  # that word, the rationale and the rest of the frame up to the assistant's text
+    without_middle: str  # that word and the rest of the frame
+
+
+LAST_WORD_RE = re.compile(r"\s+\S*\Z")
 
 
 def scoring_frame(render_chat, preceding: str, rationale: str, fmt: str = "bot_eot") -> Frame:
-    """Split the rendered frame at the end of the preceding text, so both variants share its prefix."""
+    """Split the rendered frame before the preceding text's last word, so both variants share the prefix.
+    Not at the very end of the preceding text: what is inserted there can merge with it into one token
+    (Llama-3's and SmolLM2's tokenizers read "April." + ". r" as "April", "..", " r"), and the backends
+    tokenise prefix and middle on their own. A word starts at a whitespace run, which these tokenizers
+    never merge with what precedes it."""
     system = SYSTEM_BOT_EOT if fmt == "bot_eot" else SYSTEM_PLAIN
     text = render_chat([{"role": "system", "content": system}, {"role": "user", "content": preceding + _SENTINEL}])
     prefix, tail = text.split(_SENTINEL)
+    last = LAST_WORD_RE.search(prefix)
+    cut = last.start() if last else len(prefix)
+    prefix, word = prefix[:cut], prefix[cut:]
     inserted = f" {BOT}{rationale}{EOT}" if fmt == "bot_eot" else f". {rationale}"
-    return Frame(prefix, inserted + tail, tail)
+    return Frame(prefix, word + inserted + tail, word + tail)
 
 
 def discounted_score(logprobs: list[float], discount: float = DISCOUNT) -> float:

@@ -9,6 +9,11 @@ and writes:
   accuracy.png  bar chart with the intervals
   results.json  the same numbers
 
+Refused: a record whose metric is not a JSON boolean (the string "false" would count as right) or
+whose id is already in the run (any shard), with file and line; two runs of the same heuristic on
+the same data set (one would silently replace the other). Runs that share only part of their
+questions are paired on the common ones; the others are counted under `unpaired`.
+
     python -m model_inference.evaluate --runs runs/inference/gsm8k-rationalyst,runs/inference/gsm8k-random \\
         --output runs/report
 """
@@ -24,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.artifacts import read_records, write_json_atomic
+from common.artifacts import BadRecordError, input_files, read_jsonl, write_json_atomic
 from common.config import option, parse_config
 
 
@@ -57,6 +62,9 @@ def mcnemar_exact(b: int, c: int) -> float:
 
 
 def paired(a: dict[str, bool], b: dict[str, bool], n_boot: int, rng: np.random.Generator) -> dict:
+    """The paired difference on the questions both runs answered (a question one run lacks is left out
+    of the pairing and counted under `unpaired`): the mean of a - b, a bootstrap over the common
+    questions (each resample keeps both answers of a question together), McNemar's exact test."""
     common = sorted(set(a) & set(b))
     x = np.array([a[i] for i in common], dtype=float)
     y = np.array([b[i] for i in common], dtype=float)
@@ -70,17 +78,38 @@ def paired(a: dict[str, bool], b: dict[str, bool], n_boot: int, rng: np.random.G
         "first_only": only_a,
         "second_only": only_b,
         "mcnemar_p": mcnemar_exact(only_a, only_b),
+        "unpaired": {"first": len(set(a) - set(b)), "second": len(set(b) - set(a))},
     }
 
 
 def load_run(path: str, metric: str = "correct") -> tuple[str, str, dict[str, bool]]:
+    """(data set, heuristic, {id: correct}) of one inference run. Each record's metric must be a JSON
+    boolean (the string "false" is not a wrong answer counted as right) and each id must appear once
+    in the run (across its shards); a bad record is an error naming file and line."""
     manifest = json.loads((Path(path) / "manifest.json").read_text())
     dataset = manifest["config"].get("dataset", "?").split("=")[0]
-    rows = list(read_records(path, required=("id", metric, "heuristic")))
-    heuristics = {r["heuristic"] for r in rows}
+    correct: dict[str, bool] = {}
+    where: dict[str, str] = {}
+    heuristics: set[str] = set()
+    for f in input_files(path):
+        with open(f, encoding="utf-8") as fh:  # the line numbers of the records read_jsonl yields
+            linenos = (n for n, line in enumerate(fh, 1) if line.strip())
+            for lineno, r in zip(linenos, read_jsonl(f, required=("id", metric, "heuristic"))):
+                at = f"{f}:{lineno}"
+                if not isinstance(r[metric], bool):
+                    raise BadRecordError(f"{at}: {metric!r} must be true or false, got {r[metric]!r}")
+                if isinstance(r["id"], bool) or not isinstance(r["id"], (str, int)):
+                    raise BadRecordError(f"{at}: 'id' must be a string or an integer, got {r['id']!r}")
+                if not isinstance(r["heuristic"], str):
+                    raise BadRecordError(f"{at}: 'heuristic' must be a string, got {r['heuristic']!r}")
+                key = str(r["id"])
+                if key in correct:
+                    raise BadRecordError(f"{at}: duplicate id {key!r} (first at {where[key]})")
+                correct[key], where[key] = r[metric], at
+                heuristics.add(r["heuristic"])
     if len(heuristics) != 1:
         raise ValueError(f"{path}: expected one heuristic per run, found {sorted(heuristics)}")
-    return dataset, heuristics.pop(), {str(r["id"]): bool(r[metric]) for r in rows}
+    return dataset, heuristics.pop(), correct
 
 
 def evaluate(runs: list[str], n_boot: int, seed: int, metric: str = "correct") -> dict:
@@ -88,6 +117,11 @@ def evaluate(runs: list[str], n_boot: int, seed: int, metric: str = "correct") -
     table = {}
     for path in runs:
         dataset, heuristic, correct = load_run(path, metric)
+        if (dataset, heuristic) in table:
+            raise ValueError(
+                f"{table[(dataset, heuristic)]['run']} and {path} are both {heuristic} on {dataset}: "
+                "give one run per data set and heuristic (evaluate the others separately)"
+            )
         x = np.array(list(correct.values()), dtype=float)
         lo, hi = bootstrap_ci(x, n_boot, rng)
         table[(dataset, heuristic)] = {
@@ -137,6 +171,12 @@ def markdown(results: dict) -> str:
                 f"[{100 * c['ci95'][0]:+.1f}, {100 * c['ci95'][1]:+.1f}] | {c['first_only']} | "
                 f"{c['second_only']} | {c['mcnemar_p']:.3g} |"
             )
+        for c in results["comparisons"]:
+            if c["unpaired"]["first"] or c["unpaired"]["second"]:
+                lines.append(
+                    f"\n{c['dataset']}, {c['first']} − {c['second']}: {c['unpaired']['first']} question(s) only in "
+                    f"{c['first']}'s run and {c['unpaired']['second']} only in {c['second']}'s are not paired."
+                )
     return "\n".join(lines) + "\n"
 
 

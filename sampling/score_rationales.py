@@ -3,8 +3,9 @@
 S = sum_i 0.9^i * log p(following token i), in the scorer's chat frame: system, user =
 preceding (+ " <BOT>rationale<EOT>"), assistant = following. The window is exactly the
 following text's tokens (the spec's non-debug variant is off by one onto the frame's tokens).
-Both variants share the frame up to the end of the preceding text: the `hf` backend computes
-it once; the `openai` backend sends token ids to vLLM with echoed log-probs.
+Both variants share the frame up to the preceding text's last word (common.rationales.scoring_frame:
+no token spans that cut): the `hf` backend computes it once; the `openai` backend sends token ids to
+vLLM with echoed log-probs.
 
 Reads parse_rationales output; writes each triple with
   "score_with", "score_without", "gain" (= with - without), "logprobs_with", "logprobs_without".

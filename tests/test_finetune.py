@@ -1,4 +1,6 @@
 import json
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -226,3 +228,72 @@ def test_freeze_encoder_trains_the_decoder_only(tiny_t5_dir, tmp_path):
     assert not all(torch.equal(trained[k], base[k]) for k in base if k.startswith("decoder.block"))
     with pytest.raises(SystemExit, match="seq2seq"):
         finetune.main(args + ["--mode", "causal", "--output", str(tmp_path / "causal")])
+
+
+# ----------------------------------------------------------------------------- issue 18: best checkpoint, LoRA merge
+
+
+def test_rising_dev_loss_stops_early_and_keeps_the_best_checkpoint(tiny_llama_dir, tmp_path):
+    """The dev targets contradict the training targets, so at lr 1e-2 the dev loss falls for one epoch and
+    then rises: with --patience 2, training stops two evaluations after the best one, and final/ holds
+    the best epoch's weights (kept on disk), not the last ones."""
+    from safetensors.torch import load_file
+
+    train = write(tmp_path / "train.jsonl", ROWS)
+    dev = write(tmp_path / "dev.jsonl", [dict(r, rationale="The cat sat on the mat and a dog ran.") for r in ROWS])
+    out = tmp_path / "out"
+    args = ["--train", train, "--dev", dev, "--output", str(out), "--model", tiny_llama_dir, "--lr", "1e-2"]
+    args += ["--epochs", "8", "--batch-size", "3", "--grad-accum", "1", "--warmup-ratio", "0", "--patience", "2"]
+    assert finetune.main(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    losses = [h["eval_loss"] for h in metrics["dev_loss"]]
+    best = losses.index(min(losses))
+    assert best == 1 and losses[1] < losses[0] and all(x > losses[best] for x in losses[best + 1 :])  # fell, then rose
+    assert len(losses) == best + 1 + 2  # stopped after 2 evaluations without improvement, not after 8 epochs
+    assert metrics["steps"] == 2 * len(losses) < 2 * 8  # 6 records, batches of 3: 2 steps per epoch
+    assert metrics["best_checkpoint"].endswith("checkpoint-4")  # epoch 2
+    final = load_file(out / "final" / "model.safetensors")
+    kept = load_file(out / "checkpoints" / "checkpoint-4" / "model.safetensors")
+    last = load_file(out / "checkpoints" / f"checkpoint-{metrics['steps']}" / "model.safetensors")
+    assert final.keys() == kept.keys() and all(torch.equal(final[k], kept[k]) for k in final)
+    assert not all(torch.equal(final[k], last[k]) for k in final)
+
+
+def _lora_t5(tiny_t5_dir, tmp_path, name, *extra):
+    out = tmp_path / name
+    args = ["--train", write(tmp_path / "train.jsonl", ROWS), "--output", str(out), "--model", tiny_t5_dir]
+    args += ["--mode", "seq2seq", "--prompt-field", "input", "--target-field", "target", "--epochs", "2"]
+    args += ["--batch-size", "3", "--grad-accum", "1", "--lr", "1e-2", "--warmup-ratio", "0", "--lora", "true"]
+    assert finetune.main(args + list(extra)) == 0
+    from safetensors.torch import load_file
+
+    merged = load_file(out / "final" / "model.safetensors")
+    base = load_file(Path(tiny_t5_dir) / "model.safetensors")
+    return out, merged, base
+
+
+LINEAR = re.compile(r"\.(q|k|v|o|wi|wo)\.weight$")  # T5's linear layers: where "all-linear" LoRA applies
+
+
+def test_lora_is_merged_into_a_plain_model(tiny_t5_dir, tmp_path):
+    """Merged: no adapter files or keys left, the base model's key set, every adapted linear weight
+    changed by its merged update, and everything LoRA does not touch (embeddings, norms, the LM head,
+    the relative position biases) equal to the base."""
+    out, merged, base = _lora_t5(tiny_t5_dir, tmp_path, "lora")
+    assert not list((out / "final").glob("adapter_*"))
+    assert not [k for k in merged if "lora_" in k or "base_model" in k or "base_layer" in k]
+    assert set(merged) == set(base)
+    adapted = [k for k in base if LINEAR.search(k)]
+    assert len(adapted) == 2 * 6 + 2 * 10  # encoder: 2 blocks x (q k v o wi wo); decoder: 2 x (2 x qkvo + wi wo)
+    assert all(not torch.equal(merged[k], base[k]) for k in adapted)
+    assert all(torch.equal(merged[k], base[k]) for k in base if k not in adapted)
+
+
+def test_lora_with_a_frozen_encoder_changes_the_decoder_only(tiny_t5_dir, tmp_path):
+    """--lora with --freeze-encoder: the encoder's adapters stay at zero, so its merged weights equal the
+    base exactly, while every adapted decoder weight moves."""
+    _, merged, base = _lora_t5(tiny_t5_dir, tmp_path, "lora-frozen", "--freeze-encoder", "true")
+    assert set(merged) == set(base)
+    assert all(torch.equal(merged[k], base[k]) for k in base if not k.startswith("decoder."))
+    decoder = [k for k in base if k.startswith("decoder.") and LINEAR.search(k)]
+    assert len(decoder) == 20 and all(not torch.equal(merged[k], base[k]) for k in decoder)

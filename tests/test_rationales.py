@@ -59,9 +59,11 @@ def test_discounted_score():
 def test_scoring_frame_shares_the_preceding_text(tiny_tokenizer):
     render = lambda m: tiny_tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True)  # noqa
     f = scoring_frame(render, "The cat sat.", "cats like mats")
-    assert f.prefix.endswith("The cat sat.") and "<|im_start|>system" in f.prefix
-    assert f.with_middle == " <BOT>cats like mats<EOT>" + f.without_middle
-    assert f.without_middle.endswith("<|im_start|>assistant\n")
+    # cut before the last word, where no token can span the cut (see the real-tokenizer test in
+    # test_score_rationales)
+    assert f.prefix.endswith("The cat") and "<|im_start|>system" in f.prefix
+    assert f.with_middle == " sat. <BOT>cats like mats<EOT>" + f.without_middle[len(" sat.") :]
+    assert f.without_middle.startswith(" sat.<|im_end|>") and f.without_middle.endswith("<|im_start|>assistant\n")
     full = render(
         [
             {"role": "system", "content": f.prefix.split("system\n")[1].split("<|im_end|>")[0]},
@@ -70,4 +72,6 @@ def test_scoring_frame_shares_the_preceding_text(tiny_tokenizer):
     )
     assert f.prefix + f.with_middle == full
     plain = scoring_frame(render, "The cat sat.", "cats like mats", "plain")
-    assert plain.with_middle.startswith(". cats like mats<|im_end|>") and "<BOT>" not in plain.prefix
+    assert plain.with_middle.startswith(" sat.. cats like mats<|im_end|>") and "<BOT>" not in plain.prefix
+    one_word = scoring_frame(render, "Hello.", "r", "plain")  # no space in the text: the cut is before its line
+    assert one_word.prefix.endswith("<|im_start|>user") and one_word.with_middle.startswith("\nHello.. r<|im_end|>")

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from common.rationales import SYSTEM_BOT_EOT
+from common.rationales import SYSTEM_BOT_EOT, SYSTEM_PLAIN
 from sampling import score_rationales
 
 TRIPLES = [
@@ -22,11 +22,17 @@ TRIPLES = [
 ]
 
 
-def hand_score(model, tok, preceding, rationale, following):
-    """Render the whole frame, run one forward, sum 0.9^i log p over the following text's tokens."""
-    user = preceding + (f" <BOT>{rationale}<EOT>" if rationale else "")
+def hand_score(model, tok, preceding, rationale, following, fmt="bot_eot", discount=0.9):
+    """Render the whole frame, run one forward, sum discount^i log p over the following text's tokens.
+    rationalyst.md 4.2: the user turn is preceding + ' <BOT>' + r + '<EOT>' (debug) or preceding + '. ' + r
+    (non-debug), under the variant's system message."""
+    system, inserted = {
+        "bot_eot": (SYSTEM_BOT_EOT, f" <BOT>{rationale}<EOT>"),
+        "plain": (SYSTEM_PLAIN, f". {rationale}"),
+    }[fmt]
+    user = preceding + (inserted if rationale else "")
     frame = tok.apply_chat_template(
-        [{"role": "system", "content": SYSTEM_BOT_EOT}, {"role": "user", "content": user}],
+        [{"role": "system", "content": system}, {"role": "user", "content": user}],
         tokenize=False,
         add_generation_prompt=True,
     )
@@ -34,7 +40,7 @@ def hand_score(model, tok, preceding, rationale, following):
     cont = tok(following, add_special_tokens=False).input_ids
     with torch.no_grad():
         lp = torch.log_softmax(model(torch.tensor([ctx + cont])).logits[0].float(), -1)
-    return sum(0.9**i * lp[len(ctx) - 1 + i, t].item() for i, t in enumerate(cont))
+    return sum(discount**i * lp[len(ctx) - 1 + i, t].item() for i, t in enumerate(cont))
 
 
 def test_score_equals_hand_computation(tiny_llama, tiny_llama_dir, tmp_path):
@@ -108,3 +114,47 @@ def test_chain_killed_in_score_then_resumed_is_identical(tiny_llama_dir, tmp_pat
         assert (tmp_path / "resumed" / rel).read_bytes() == (tmp_path / "oneshot" / rel).read_bytes(), rel
     n = len((tmp_path / "oneshot" / "scored/part-00000-of-00001.jsonl").read_text().splitlines())
     assert n > 40
+
+
+def _score_stage(tmp_path, model, *extra):
+    inp = tmp_path / "parsed.jsonl"
+    inp.write_text("".join(json.dumps(t) + "\n" for t in TRIPLES))
+    out = tmp_path / "scored"
+    assert score_rationales.main(["--input", str(inp), "--output", str(out), "--model", model, *extra]) == 0
+    return [json.loads(l) for l in (out / "part-00000-of-00001.jsonl").read_text().splitlines()]
+
+
+def test_plain_format_and_another_discount_equal_the_hand_computation(tiny_llama, tiny_llama_dir, tmp_path):
+    """--rationale-format plain (the spec's non-debug layout) with --discount 0.5: both variants under the
+    plain system message, the rationale after '. ', and 0.5^i weights over the same per-token log-probs."""
+    model, tok = tiny_llama
+    rows = _score_stage(tmp_path, tiny_llama_dir, "--device", "cpu", "--rationale-format", "plain", "--discount", "0.5")
+    for t, r in zip(TRIPLES, rows):
+        want_with = hand_score(model, tok, t["preceding"], t["rationale"], t["following"], "plain", 0.5)
+        want_without = hand_score(model, tok, t["preceding"], "", t["following"], "plain", 0.5)
+        assert r["score_with"] == pytest.approx(want_with, abs=1e-3)
+        assert r["score_without"] == pytest.approx(want_without, abs=1e-3)
+        assert r["score_with"] == pytest.approx(sum(0.5**i * lp for i, lp in enumerate(r["logprobs_with"])))
+        # not the default frame or discount: the bot_eot frame, or 0.9, give other numbers
+        assert abs(r["score_with"] - hand_score(model, tok, t["preceding"], t["rationale"], t["following"])) > 1e-2
+        assert abs(r["score_without"] - hand_score(model, tok, t["preceding"], "", t["following"], "plain")) > 1e-2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["plain", "bot_eot"])
+def test_a_real_tokenizer_scores_the_text_as_the_model_reads_it(smollm2_dir, tmp_path, fmt):
+    """SmolLM2's tokenizer (as Llama-3's) reads 'April.' + '. r' as 'April', '..', ' r': the shared prefix must
+    not end inside such a token, or the stage scores a sequence that tokenising the frame never gives (it
+    did, for the plain format: -9.35 against -9.85 for the first triple)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(smollm2_dir, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(smollm2_dir)
+    pieces = [tok.decode([i]) for i in tok("in April.. half", add_special_tokens=False).input_ids]
+    assert pieces[:4] == ["in", " April", "..", " half"]
+    rows = _score_stage(tmp_path, "smollm2-135m-instruct", "--device", "cpu", "--rationale-format", fmt)
+    for t, r in zip(TRIPLES, rows):
+        want_with = hand_score(model, tok, t["preceding"], t["rationale"], t["following"], fmt)
+        want_without = hand_score(model, tok, t["preceding"], "", t["following"], fmt)
+        assert r["score_with"] == pytest.approx(want_with, abs=1e-3)
+        assert r["score_without"] == pytest.approx(want_without, abs=1e-3)
