@@ -83,6 +83,7 @@ bench: setup
 	$(PY) bench/score_rationales.py
 	$(PY) bench/prefilter.py
 	$(PY) bench/step_scoring.py
+	$(PY) bench/verify_steps.py
 
 # ruff's checks (pyflakes, pycodestyle, isort, bugbear, pyupgrade) and its formatter, as a check
 lint: setup

@@ -62,6 +62,51 @@ def check_branches_against_full_forward(backend, tol=1e-4):
             assert len(g.logprobs) == len(w) and max(abs(a - b) for a, b in zip(g.logprobs, w)) < tol, reuse
 
 
+STEPS = ["Natalia sold 48 clips in April.", "In May she sold half as many, 24.", "The answer is 72."]
+CHAT = [{"role": "user", "content": "How many clips did Natalia sell?"}]
+
+
+def nested_requests(backend):
+    """Every step of a solution given the steps before it (nested prefixes), a duplicate candidate, a
+    rationale-style middle after each prefix, and an unrelated request in the same call."""
+    frames = [CHAT + [{"role": "assistant", "content": s} for s in STEPS[:i]] for i in range(len(STEPS))]
+    reqs = [Branches(f, [("", STEPS[i]), ("", STEPS[i])]) for i, f in enumerate(frames)]
+    reqs += [
+        Branches(backend.render_chat(f, add_generation_prompt=False), [(" Rationale: sum.", STEPS[i])])
+        for i, f in enumerate(frames[1:], 1)
+    ]
+    return reqs + [Branches("Weng earns $12 an hour.", [("", " She did 50 minutes.")])]
+
+
+def check_nested_against_full_forward(backend, tol=1e-4):
+    reqs = nested_requests(backend)
+    want = [
+        reference_logprobs(
+            backend.model, backend.encode_prompt(r.prefix) + backend.encode_text(m), backend.encode_text(c)
+        )
+        for r in reqs
+        for m, c in r.branches
+    ]
+    for reuse in (True, False):
+        backend.prefix_reuse = reuse
+        got = backend.score_branches(reqs)
+        assert len(got) == len(want) == 9
+        for g, w in zip(got, want):
+            assert len(g.logprobs) == len(w) > 0 and max(abs(a - b) for a, b in zip(g.logprobs, w)) < tol, reuse
+
+
+def test_nested_prefixes_share_one_forward(tiny):
+    from common.llm.hf import _trunks
+
+    reqs = nested_requests(tiny)
+    items = [
+        (tiny.encode_prompt(r.prefix), tiny.encode_text(m), tiny.encode_text(c)) for r in reqs for m, c in r.branches
+    ]
+    groups = _trunks(list(range(len(items))), items)
+    assert sorted(len(m) for _, m in groups) == [1, 8]  # the solution's steps together, the other alone
+    check_nested_against_full_forward(tiny)
+
+
 @pytest.fixture
 def tiny(tiny_llama):
     model, tok = tiny_llama
@@ -124,3 +169,8 @@ def test_branches_match_full_forward_smollm2(smollm2):
 def test_smollm2_generates_chat(smollm2):
     [c] = smollm2.generate([[{"role": "user", "content": "What is 2 + 3? Answer with a number."}]], max_tokens=24)
     assert "5" in c.texts[0]
+
+
+@pytest.mark.slow
+def test_nested_prefixes_match_full_forward_smollm2(smollm2):
+    check_nested_against_full_forward(smollm2)
