@@ -384,3 +384,57 @@ def test_paper_recipes_name_their_benchmark():
         **{n: f"inference-{n}" for n in ("math", "ecqa", "hellaswag", "proofwriter", "arc", "mmlu_pro")},
     }
     assert set(names) == set(TASKS)
+
+
+def same_records(a: list[dict], b: list[dict]) -> None:
+    """Identical choices and texts; scores equal to float precision (a cached prefix and a fresh forward
+    differ in the last bits)."""
+    assert [r["id"] for r in a] == [r["id"] for r in b]
+    for x, y in zip(a, b):
+        assert x["trajectory"] == y["trajectory"] and x["stopped"] == y["stopped"]
+        for s, t in zip(x["steps"], y["steps"], strict=True):
+            assert (s["candidates"], s["chosen"], s["rationale"]) == (t["candidates"], t["chosen"], t["rationale"])
+            assert s["scores"] == pytest.approx(t["scores"], abs=1e-4)
+
+
+@pytest.mark.parametrize("heuristic", ["rationalyst", "self_consistency"])
+def test_kept_caches_choose_what_fresh_prefills_choose(tiny_llama_dir, tmp_path, heuristic):
+    kept = run(tiny_llama_dir, tmp_path / "kept", heuristic, max_steps=4, step_max_tokens=5)
+    fresh = run(tiny_llama_dir, tmp_path / "fresh", heuristic, max_steps=4, step_max_tokens=5, prefix_reuse="false")
+    assert sum(len(r["steps"]) for r in kept) >= 4  # several rounds: later ones start from kept caches
+    same_records(kept, fresh)
+
+
+@pytest.mark.slow
+def test_kept_caches_choose_what_fresh_prefills_choose_smollm2(smollm2_dir, tmp_path):
+    def go(out, reuse):
+        args = [
+            "--dataset",
+            "gsm_symbolic",
+            "--limit",
+            "2",
+            "--heuristic",
+            "rationalyst",
+            "--output",
+            str(out),
+            "--model",
+            "smollm2-135m-instruct",
+            "--rationale-model",
+            "smollm2-135m-instruct",
+            "--device",
+            "cpu",
+            "--shots",
+            "2",
+            "--max-steps",
+            "3",
+            "--step-max-tokens",
+            "24",
+            "--rationale-max-tokens",
+            "12",
+            "--prefix-reuse",
+            reuse,
+        ]
+        assert inference.main(args) == 0
+        return [json.loads(line) for line in (out / "part-00000-of-00001.jsonl").read_text().splitlines()]
+
+    same_records(go(tmp_path / "kept", "true"), go(tmp_path / "fresh", "false"))

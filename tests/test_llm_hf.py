@@ -174,3 +174,49 @@ def test_smollm2_generates_chat(smollm2):
 @pytest.mark.slow
 def test_nested_prefixes_match_full_forward_smollm2(smollm2):
     check_nested_against_full_forward(smollm2)
+
+
+def test_one_prefill_for_n_samples_gives_the_same_samples(tiny_llama):
+    """The prompt's KV cache computed once and shared by its n samples (and kept for the next call) gives
+    the texts the per-sample prefill gave, sampled and greedy, with stop strings and log-probs."""
+    model, tok = tiny_llama
+    prompts = [
+        "The cat",
+        [{"role": "user", "content": "hi there"}],
+        "Natalia sold clips to 48 of her friends",
+        [{"role": "user", "content": "hi there"}, {"role": "assistant", "content": "The cat sat"}],
+    ]
+    fresh = HFBackend(model_obj=model, tokenizer=tok, prefix_reuse=False)
+    shared = HFBackend(model_obj=model, tokenizer=tok, max_batch_tokens=64)  # several batches
+    for kw in (
+        dict(n=3, temperature=1.0, top_p=0.9, max_tokens=12, seed=5),
+        dict(n=2, max_tokens=10, logprobs=True),
+        dict(n=2, temperature=0.7, max_tokens=8, seed=1, stop=["at"]),
+    ):
+        want = fresh.generate(prompts, **kw)
+        for _ in range(2):  # the second call starts from the kept caches
+            got = shared.generate(prompts, **kw)
+            assert [c.texts for c in got] == [c.texts for c in want]
+            if kw.get("logprobs"):
+                assert all(
+                    max(abs(a - b) for a, b in zip(x, y)) < 1e-4
+                    for g, w in zip(got, want)
+                    for x, y in zip(g.token_logprobs, w.token_logprobs)
+                )
+    assert shared.kv_store.hits >= len(prompts) and shared.kv_store.reused_tokens > 0
+
+
+def test_kv_store_reuses_the_longest_prefix_within_its_budget(tiny):
+    tiny.generate([[{"role": "user", "content": "hi"}]], max_tokens=2)
+    first = tiny.encode_prompt([{"role": "user", "content": "hi"}])
+    n, cache = tiny.kv_store.lookup(first + [5, 6], 10**6)
+    assert n == len(first) - 1 and cache.get_seq_length() == n  # all of the prompt but its last token
+    longer = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "The cat"}]
+    tiny.generate([longer], max_tokens=2)
+    assert len(tiny.kv_store.entries) == 1  # the longer prompt extends the first: it replaced it
+    small = HFBackend(model_obj=tiny.model, tokenizer=tiny.tok, kv_cache_tokens=30)
+    small.generate(
+        ["The cat sat on the mat and the dog", "Natalia sold clips to 48 of her friends in April"], max_tokens=2
+    )
+    assert sum(len(k) for k in small.kv_store.entries) <= 30  # over budget: the least recently used went
+    assert HFBackend(model_obj=tiny.model, tokenizer=tiny.tok, kv_cache_tokens=0).kv_store.entries == {}
