@@ -84,6 +84,9 @@ bench: setup
 	$(PY) bench/prefilter.py
 	$(PY) bench/step_scoring.py
 	$(PY) bench/math_answers.py
+	$(PY) bench/verify_steps.py
+	$(PY) bench/inference.py
+	$(PY) bench/finetune.py
 
 # ruff's checks (pyflakes, pycodestyle, isort, bugbear, pyupgrade) and its formatter, as a check
 lint: setup

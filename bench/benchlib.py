@@ -54,3 +54,24 @@ def report(
     print(f"speed ratio   : {ratio:.2f}x")
     print(f"token bound   : {bound:.2f}x  ({naive_tokens} / {shared_tokens} tokens through the model)")
     print(f"ratio / bound : {ratio / bound:.0%}")
+
+
+def token_counts(backend, requests) -> tuple[int, int]:
+    """Tokens through the model: one full forward per branch, against the nested-prefix method (per group of
+    nesting prefixes, one spine and the middle + continuation of each branch not on it)."""
+    from common.llm.hf import _trunks
+
+    items = [
+        (backend.encode_prompt(r.prefix), backend.encode_text(m), backend.encode_text(c))
+        for r in requests
+        for m, c in r.branches
+    ]
+    naive = sum(len(p) + len(m) + len(c) for p, m, c in items)
+    shared = 0
+    for trunk, members in _trunks(list(range(len(items))), items):
+        full = {i: items[i][0] + items[i][1] + items[i][2] for i in members}
+        spine = max((full[i] for i in members if len(items[i][0]) == len(trunk)), key=len)
+        shared += len(spine) + sum(
+            len(items[i][1]) + len(items[i][2]) for i in members if full[i] != spine[: len(full[i])]
+        )
+    return naive, shared

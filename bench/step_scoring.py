@@ -1,5 +1,6 @@
-"""Candidate scoring at inference: the shared prefix (few-shot chat, question, trajectory so far and
-rationale computed once for the k candidates) against one full forward per candidate.
+"""Candidate scoring at inference: shared prefixes (the few-shot chat, question and trajectory so far computed
+once for the k candidates, and for the later rounds of the same question, whose trajectories extend it; the
+rationale turn once per round) against one full forward per candidate.
 
 The requests are rebuilt from a real inference run (`--run DIR`; by default a short
 `rationalyst` run on offline GSM8K-style problems is made first, with SmolLM2 as agent, scorer
@@ -16,10 +17,11 @@ import json
 import tempfile
 from pathlib import Path
 
-from benchlib import report, time_interleaved
+from benchlib import report, time_interleaved, token_counts
 
 from common.config import make_config
 from common.llm.hf import HFBackend
+from common.scorers import LikelihoodScorer, StepContext
 from model_inference import inference
 
 
@@ -35,9 +37,10 @@ def rebuild_requests(run: Path, scorer) -> list:
     for line in (run / "part-00000-of-00001.jsonl").read_text().splitlines():
         rec = json.loads(line)
         messages = context_of(by_id[rec["id"]])
+        ctx = StepContext(rec["id"], messages)
         for step in rec["steps"]:
-            requests.append(inference.scoring_request(scorer, messages, step["rationale"] or "", step["candidates"]))
-            messages = messages + [{"role": "assistant", "content": step["candidates"][step["chosen"]]}]
+            requests.append(LikelihoodScorer(scorer).request(ctx, step["rationale"] or "", step["candidates"]))
+            ctx = StepContext(rec["id"], messages, [*ctx.steps, step["candidates"][step["chosen"]]])
     return requests
 
 
@@ -78,12 +81,7 @@ def main() -> None:
     scorer = HFBackend(args.model, device="cpu")
     requests = rebuild_requests(run, scorer)
     n = sum(len(r.branches) for r in requests)
-    naive_tokens = shared_tokens = 0
-    for r in requests:
-        p = len(scorer.encode_prompt(r.prefix))
-        conts = [len(scorer.encode_text(c)) for _, c in r.branches]
-        naive_tokens += sum(p + c for c in conts)
-        shared_tokens += p + sum(conts)
+    naive_tokens, shared_tokens = token_counts(scorer, requests)
     scorer.score_branches(requests[:1])  # warm-up
 
     def score(reuse: bool) -> None:
@@ -93,7 +91,8 @@ def main() -> None:
     t = time_interleaved({"shared": lambda: score(True), "naive": lambda: score(False)}, args.repeats)
     print(
         f"{len(requests)} scoring rounds from {run}, k = {n / len(requests):.1f} candidates each, "
-        f"mean prefix {sum(len(scorer.encode_prompt(r.prefix)) for r in requests) / len(requests):.0f} tokens"
+        f"mean prefix {sum(len(scorer.encode_prompt(r.prefix)) for r in requests) / len(requests):.0f} tokens "
+        "(the rationale turn is the branches' middle)"
     )
     report("candidates", n, t["shared"], t["naive"], naive_tokens, shared_tokens)
 

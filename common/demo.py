@@ -92,6 +92,13 @@ def report(run_dir: Path) -> str:
     evaluation = run_dir / "report" / "report.md"
     if evaluation.exists():
         lines += ["", f"evaluation ({evaluation})", evaluation.read_text()]
+    verification = run_dir / "verify" / "report" / "report.md"
+    if verification.exists():
+        lines += [
+            "",
+            f"step verification ({verification}): pairwise = the gold step scored above its corrupted copy",
+            verification.read_text(),
+        ]
     return "\n".join(lines)
 
 

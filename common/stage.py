@@ -45,6 +45,7 @@ RESUME_SAFE_KEYS = {
     "batch_size",
     "on_bad_record",
     "prefix_reuse",
+    "kv_cache_tokens",
     "tokenizer",
 }
 EXIT_FAILURES = 3  # some inputs failed: outputs kept, shard left open, rerun retries them

@@ -80,6 +80,15 @@ def collate(pad_id: int):
     return fn
 
 
+def packed_collator():
+    """Padding-free batches: the rows concatenated into one sequence with position ids that restart per row,
+    from which transformers builds a block-diagonal causal mask (SDPA) or varlen attention (flash), so rows do
+    not see each other; each row's first label is masked. The loss equals the padded batch's."""
+    from transformers import DataCollatorWithFlattening
+
+    return DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE)
+
+
 def trainable(model, cfg, seq2seq: bool):
     """LoRA adapters on every linear layer (LoraOptions), then the encoder fixed, adapters included."""
     if cfg.lora:

@@ -4,13 +4,14 @@ Each question is a trajectory: a few-shot chat (one user turn per question, one 
 per step), the question's prefix "Question: ...\\nAnswer:", then the chosen steps. Each round:
   1. the rationale model writes a rationale for the trajectory so far (user turn = the text so far);
   2. the agent proposes k candidate next steps (k = 3, temperature 0.7);
-  3. the heuristic picks one:
+  3. the heuristic picks one (HEURISTICS; the step scorers are common.scorers' registry):
        rationalyst           mean token log-prob of the candidate under the scorer, given the
                              trajectory and "Rationale: ..." (implicit supervision, 6.3 step 4)
-       rationalyst_explicit  the rationale is shown to the agent; the scorer then picks as above
+       rationalyst_explicit  the rationale is also shown to the agent; the scorer then picks as above
+       likelihood            the same scorer and frame without the rationale
        random                uniform choice (the paper's "without RATIONALYST")
        greedy                one candidate at temperature 0
-       llm_judge             the agent-type model rates each candidate 1-10 (a verifier baseline)
+       llm_judge             a judge model rates each partial solution (0-3 reward: the paper's verifier, 6.5)
        self_consistency      k independent sampled trajectories, majority vote over their answers
   4. stop when the chosen step states the answer ("The answer is"; MATH also "\\boxed"), or after `max_steps` (15).
 The stop check runs on the chosen step itself (the reference checked one round late, 6.3).
@@ -25,35 +26,23 @@ extracted from the final step both ways: `prediction`/`correct` (flexible) and `
 
 from __future__ import annotations
 
-import hashlib
-import random
-import re
 import sys
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from common.config import StageConfig, option, parse_config
-from common.llm import LLMOptions, make_backend
-from common.llm.base import Branches
+from common.llm import LLMOptions
+from common.registry import lookup
+from common.scorers import Backends, Candidates, ScorerOptions, StepContext, StepScorer, best, make_scorer
 from common.stage import run_stage, shard_finished
 from common.tasks.rationalyst import choose_shots, context, parse_dataset
 
-HEURISTICS = ("rationalyst", "rationalyst_explicit", "random", "greedy", "llm_judge", "self_consistency")
-# 6.3 step 4: the scorer's system message (in this project's words)
-SCORER_SYSTEM = (
-    "Continue the text consistently with what precedes it and with the rationales, which start with 'Rationale: '."
-)
-JUDGE_PROMPT = (
-    "Here is a problem and a partial solution.\n\n{trajectory}\n\nProposed next step: {step}\n\n"
-    "How likely is this step to be correct and useful, on a scale from 1 to 10? Reply with the number only."
-)
-
 
 @dataclass
-class InferenceConfig(StageConfig, LLMOptions):
+class InferenceConfig(StageConfig, LLMOptions, ScorerOptions):
     dataset: str = option(
         "gsm8k",
         "gsm8k, math, ecqa, hellaswag, proofwriter, arc or mmlu_pro (from the Hub), NAME=PATH "
@@ -62,7 +51,11 @@ class InferenceConfig(StageConfig, LLMOptions):
     )
     split: str = option("", "split to answer (default: the task's; validation for ecqa and hellaswag, else test)")
     limit: int = option(0, "first N questions (0 = all)")
-    heuristic: str = option("rationalyst", "one of: " + ", ".join(HEURISTICS))
+    heuristic: str = option(
+        "rationalyst",
+        "one of: rationalyst, rationalyst_explicit, likelihood, random, greedy, "
+        "llm_judge, self_consistency (see the module docstring)",
+    )
     k: int = option(3, "candidate steps per round (self_consistency: trajectories)")
     temperature: float = option(0.7, "agent sampling temperature for candidates")
     max_steps: int = option(15, "rounds per question at most")
@@ -72,11 +65,6 @@ class InferenceConfig(StageConfig, LLMOptions):
         "few-shot items; -1: the task's (6.2: gsm8k 9, math 5, ecqa 8, arc 8, proofwriter 3, "
         "mmlu_pro 5 of the question's category, hellaswag 4)",
     )
-    rationale_model: str = option("", "the fine-tuned rationale model (registry name, path or served name)")
-    rationale_base_url: str = option("", "openai backend: its server (default: base_url)")
-    rationale_max_tokens: int = option(128, "tokens per rationale (the reference allowed 1000)")
-    scorer_model: str = option("", "the scorer (default: the agent model; the paper used LLaMA-3-8B-Instruct)")
-    scorer_base_url: str = option("", "openai backend: its server (default: base_url)")
     batch_size: int = option(16, "questions advanced together")
     seed: int = option(14, "seed (the reference's)")
 
@@ -106,18 +94,31 @@ def load_questions(cfg: InferenceConfig) -> tuple[Any, list[dict], Callable[[dic
     return task, questions, lambda q: context(task, q, shots)
 
 
-# ----------------------------------------------------------------------------- choosing
+# ----------------------------------------------------------------------------- heuristics
 
 
-def choose(heuristic: str, candidates: list[str], scores: list[float] | None, rng: random.Random) -> int:
-    """Index of the chosen candidate. Ties go to the first (deterministic)."""
-    if not candidates:
-        raise ValueError("no candidates")
-    if heuristic in ("rationalyst", "rationalyst_explicit", "llm_judge"):
-        return max(range(len(candidates)), key=lambda i: (scores[i], -i))
-    if heuristic == "random":
-        return rng.randrange(len(candidates))
-    return 0  # greedy, and each self-consistency lane (one sample per round)
+@dataclass(frozen=True)
+class Heuristic:
+    """How a round proposes and chooses: `scorer` (common.scorers) picks among the k sampled candidates
+    (None: take the only one); `greedy`: one candidate at temperature 0; `lanes`: k independent sampled
+    trajectories and a majority vote over their answers; `explicit`: the scorer's rationale is shown to the
+    agent before it proposes."""
+
+    scorer: str | None = None
+    greedy: bool = False
+    lanes: bool = False
+    explicit: bool = False
+
+
+HEURISTICS = {
+    "rationalyst": Heuristic("rationalyst"),  # implicit supervision (6.3)
+    "rationalyst_explicit": Heuristic("rationalyst", explicit=True),  # the rationale in the agent's prompt too
+    "likelihood": Heuristic("likelihood"),  # the same scorer without a rationale: what the rationale adds
+    "random": Heuristic("random"),  # the paper's "without RATIONALYST"
+    "greedy": Heuristic(greedy=True),
+    "llm_judge": Heuristic("llm_judge"),  # a verifier baseline (6.5)
+    "self_consistency": Heuristic(lanes=True),
+}
 
 
 def majority(answers: list[str | None]) -> str | None:
@@ -125,21 +126,8 @@ def majority(answers: list[str | None]) -> str | None:
     counts = Counter(a for a in answers if a is not None)
     if not counts:
         return None
-    best = max(counts.values())
-    return next(a for a in answers if a is not None and counts[a] == best)
-
-
-def judge_score(text: str) -> float:
-    m = re.search(r"\d+(?:\.\d+)?", text)
-    return min(float(m.group()), 10.0) if m else 0.0
-
-
-def scoring_request(scorer, messages: list[dict], rationale: str, candidates: list[str]) -> Branches:
-    """6.3 step 4: [system_S] + trajectory + assistant("Rationale: r"), then each candidate as the next
-    assistant turn; the frame is one shared prefix for the k candidates."""
-    frame = [{"role": "system", "content": SCORER_SYSTEM}] + [m for m in messages if m["role"] != "system"]
-    frame.append({"role": "assistant", "content": f"Rationale: {rationale}"})
-    return Branches(scorer.render_chat(frame), [("", c) for c in candidates])
+    top = max(counts.values())
+    return next(a for a in answers if a is not None and counts[a] == top)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -149,11 +137,34 @@ def scoring_request(scorer, messages: list[dict], rationale: str, candidates: li
 class Trajectory:
     qid: str
     lane: int
-    messages: list[dict]  # few-shot + user(prefix) + assistant(step)...
-    text: str  # prefix + chosen steps joined by spaces (the rationale model's input)
-    steps: list[dict]
+    context: StepContext  # the chat before any step (few-shot + user(prefix)) and the chosen steps
+    steps: list[dict]  # per round: rationale, candidates, scores, chosen
     finished: bool = False
     stopped: str = "step_limit"
+
+
+def propose(cfg: InferenceConfig, heuristic: Heuristic, agent, trajs: list[Trajectory], prompts, round_: int):
+    """The agent's candidates for each trajectory: k sampled (one per lane for self-consistency, each lane
+    its own seed), or one greedy."""
+    seed = cfg.seed + 1000 * round_
+    if heuristic.greedy:
+        return agent.generate(prompts, n=1, temperature=0.0, max_tokens=cfg.step_max_tokens, seed=seed)
+    if not heuristic.lanes:
+        return agent.generate(prompts, n=cfg.k, temperature=cfg.temperature, max_tokens=cfg.step_max_tokens, seed=seed)
+    completions = [None] * len(trajs)
+    for lane in range(cfg.k):
+        idx = [i for i, t in enumerate(trajs) if t.lane == lane]
+        if idx:
+            out = agent.generate(
+                [prompts[i] for i in idx],
+                n=1,
+                temperature=cfg.temperature,
+                max_tokens=cfg.step_max_tokens,
+                seed=seed + lane,
+            )
+            for i, c in zip(idx, out):
+                completions[i] = c
+    return completions
 
 
 def run_batch(
@@ -161,93 +172,46 @@ def run_batch(
     task,
     context_of: Callable[[dict], list[dict]],
     agent,
-    rationale_llm,
-    scorer,
+    scorer: StepScorer | None,
     batch: list[dict],
 ) -> list:
-    lanes = cfg.k if cfg.heuristic == "self_consistency" else 1
-    trajs = []
-    for q in batch:
-        messages, prefix = context_of(q), task.prefix(q)
-        for lane in range(lanes):
-            trajs.append(Trajectory(q["id"], lane, messages, prefix, []))
-    uses_rationale = cfg.heuristic in ("rationalyst", "rationalyst_explicit")
-    greedy = cfg.heuristic == "greedy"
+    heuristic = lookup(HEURISTICS, cfg.heuristic, "heuristic")
+    lanes = cfg.k if heuristic.lanes else 1
+    trajs = [
+        Trajectory(q["id"], lane, StepContext(f"{q['id']}/{lane}", context_of(q)), [])
+        for q in batch
+        for lane in range(lanes)
+    ]
     for round_ in range(cfg.max_steps):
         active = [t for t in trajs if not t.finished]
         if not active:
             break
-        rationales = [""] * len(active)
-        if uses_rationale:
-            rationale_out = rationale_llm.generate(
-                [[{"role": "user", "content": t.text}] for t in active],
-                max_tokens=cfg.rationale_max_tokens,
-                seed=cfg.seed,
-            )
-            rationales = [" ".join(c.texts[0].split()) if not c.error else "" for c in rationale_out]
-        agent_prompts = []
-        for t, r in zip(active, rationales):
-            extra = (
-                [{"role": "assistant", "content": f"Rationale: {r}"}] if cfg.heuristic == "rationalyst_explicit" else []
-            )
-            agent_prompts.append(t.messages + extra)
-        if cfg.heuristic == "self_consistency":  # one sample per lane, each lane its own seed
-            completions = [None] * len(active)
-            for lane in range(lanes):
-                idx = [i for i, t in enumerate(active) if t.lane == lane]
-                if idx:
-                    out = agent.generate(
-                        [agent_prompts[i] for i in idx],
-                        n=1,
-                        temperature=cfg.temperature,
-                        max_tokens=cfg.step_max_tokens,
-                        seed=cfg.seed + 1000 * round_ + lane,
-                    )
-                    for i, c in zip(idx, out):
-                        completions[i] = c
-        else:
-            completions = agent.generate(
-                agent_prompts,
-                n=1 if greedy else cfg.k,
-                temperature=0.0 if greedy else cfg.temperature,
-                max_tokens=cfg.step_max_tokens,
-                seed=cfg.seed + 1000 * round_,
-            )
+        prepared = scorer.prepare([t.context for t in active]) if scorer else [None] * len(active)
+        prompts = [
+            t.context.chat()
+            + ([{"role": "assistant", "content": f"Rationale: {r}"}] if heuristic.explicit and r is not None else [])
+            for t, r in zip(active, prepared)
+        ]
+        completions = propose(cfg, heuristic, agent, active, prompts, round_)
         candidates = [[" ".join(x.split()) for x in c.texts] if not c.error else [] for c in completions]
+        ready = [i for i, c in enumerate(candidates) if any(c)]
         scores: list[list[float] | None] = [None] * len(active)
-        if uses_rationale:
-            flat = scorer.score_branches(
-                [scoring_request(scorer, t.messages, r, cands) for t, r, cands in zip(active, rationales, candidates)]
-            )
-            pos = 0
-            for i, cands in enumerate(candidates):
-                scores[i] = [
-                    s.mean if not s.error and s.logprobs else float("-inf") for s in flat[pos : pos + len(cands)]
-                ]
-                pos += len(cands)
-        elif cfg.heuristic == "llm_judge":
-            prompts = [
-                [{"role": "user", "content": JUDGE_PROMPT.format(trajectory=t.text, step=c)}]
-                for t, cands in zip(active, candidates)
-                for c in cands
-            ]
-            ratings = agent.generate(prompts, max_tokens=8, seed=cfg.seed) if prompts else []
-            pos = 0
-            for i, cands in enumerate(candidates):
-                scores[i] = [judge_score(r.texts[0]) if not r.error else 0.0 for r in ratings[pos : pos + len(cands)]]
-                pos += len(cands)
-        for t, r, cands, sc in zip(active, rationales, candidates, scores):
-            if not cands or not any(cands):
+        if scorer and ready:
+            for i, sc in zip(
+                ready,
+                scorer.score(
+                    [Candidates(active[i].context, candidates[i]) for i in ready], [prepared[i] for i in ready]
+                ),
+            ):
+                scores[i] = sc
+        for t, r, cands, sc in zip(active, prepared, candidates, scores):
+            if not any(cands):
                 t.finished, t.stopped = True, "no_candidate"
                 continue
-            rng = random.Random(
-                int.from_bytes(hashlib.sha256(f"{cfg.seed}/{t.qid}/{t.lane}/{round_}".encode()).digest()[:8], "big")
-            )
-            best = choose(cfg.heuristic, cands, sc, rng)
-            step = cands[best]
-            t.steps.append({"rationale": r or None, "candidates": cands, "scores": sc, "chosen": best})
-            t.messages = t.messages + [{"role": "assistant", "content": step}]
-            t.text = f"{t.text} {step}"
+            chosen = best(sc) if sc is not None else 0
+            step = cands[chosen]
+            t.steps.append({"rationale": r or None, "candidates": cands, "scores": sc, "chosen": chosen})
+            t.context = replace(t.context, steps=[*t.context.steps, step])
             if task.states_answer(step):
                 t.finished, t.stopped = True, "answer"
     results = []
@@ -269,13 +233,15 @@ def run_batch(
             "prediction_strict": strict,
             "correct_strict": task.is_correct(strict, q["answer"]),
             "heuristic": cfg.heuristic,
-            "trajectory": mine[0].text,
+            "trajectory": mine[0].context.text,
             "steps": mine[0].steps,
             "n_steps": len(mine[0].steps),
             "stopped": mine[0].stopped,
         }
         if lanes > 1:
-            record["lanes"] = [{"trajectory": t.text, "answer": a, "stopped": t.stopped} for t, a in zip(mine, answers)]
+            record["lanes"] = [
+                {"trajectory": t.context.text, "answer": a, "stopped": t.stopped} for t, a in zip(mine, answers)
+            ]
         results.append([record])
     return results
 
@@ -284,28 +250,17 @@ def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(InferenceConfig, argv, __doc__)
     if shard_finished(cfg, "inference"):
         return 0
-    if cfg.heuristic not in HEURISTICS:
-        raise SystemExit(f"--heuristic must be one of {', '.join(HEURISTICS)}")
-    if cfg.heuristic in ("rationalyst", "rationalyst_explicit") and not cfg.rationale_model:
-        raise SystemExit(f"--heuristic {cfg.heuristic} needs --rationale-model")
+    try:
+        heuristic = lookup(HEURISTICS, cfg.heuristic, "heuristic")
+    except ValueError as exc:
+        raise SystemExit(f"--heuristic: {exc}") from None
     task, questions, context_of = load_questions(cfg)
-    agent = make_backend(cfg)
-    rationale_llm = scorer = None
-    if cfg.heuristic in ("rationalyst", "rationalyst_explicit"):
-        from dataclasses import replace
-
-        rationale_llm = make_backend(
-            replace(cfg, model=cfg.rationale_model, base_url=cfg.rationale_base_url or cfg.base_url)
-        )
-        scorer = (
-            agent
-            if not cfg.scorer_model or cfg.scorer_model == cfg.model
-            else make_backend(replace(cfg, model=cfg.scorer_model, base_url=cfg.scorer_base_url or cfg.base_url))
-        )
+    models = Backends(cfg)
+    scorer = make_scorer(heuristic.scorer, cfg, models) if heuristic.scorer else None
     return run_stage(
         "inference",
         cfg,
-        lambda b: run_batch(cfg, task, context_of, agent, rationale_llm, scorer, b),
+        lambda b: run_batch(cfg, task, context_of, models.agent, scorer, b),
         records=iter(questions),
         batch_size=cfg.batch_size,
         total=len(questions),

@@ -10,7 +10,8 @@
 # Resubmitting resumes: finished shards are skipped, unfinished ones continue.
 # Knobs: RUN_DIR (outputs), CONFIG_DIR (recipes; configs/paper by default), LOG_DIR (job logs; logs),
 # FAMILIES (web,datasets), BENCHMARKS (the inference recipe's), HEURISTICS (rationalyst,random),
-# INFERENCE_SHARDS (1): the inference array is their product; CRITICS (critic,oracle); SBATCH_ARGS
+# INFERENCE_SHARDS (1): the inference array is their product; SCORERS (the step scorers measured beside
+# inference: rationalyst,likelihood,random); CRITICS (critic,oracle); SBATCH_ARGS
 # (extra sbatch options for every job, e.g. "--partition=gpu --account=me") and <STAGE>_SBATCH_ARGS
 # for one stage (e.g. EXTRACT_RATIONALES_SBATCH_ARGS="--gres=gpu:4"), and every knob the sbatch files
 # read (MODEL, BACKEND, CORPUS, <STAGE>_ARGS, ...).
@@ -39,7 +40,8 @@ rationalyst_stages() {
     else echo "+slurm/20_extract_rationales.sbatch FAMILY=$fam"; fi
   done
   printf '%s\n' slurm/30_parse_rationales.sbatch slurm/40_score_rationales.sbatch \
-      slurm/50_filter_rationales.sbatch slurm/60_finetune.sbatch slurm/70_inference.sbatch slurm/80_evaluate.sbatch
+      slurm/50_filter_rationales.sbatch slurm/60_finetune.sbatch slurm/70_inference.sbatch \
+      +slurm/90_verify_steps.sbatch slurm/80_evaluate.sbatch slurm/95_evaluate_steps.sbatch
 }
 refiner_stages() {   # critic data and warm-start records, then the two seq2seq models, REFINER training, prediction
   printf '%s\n' slurm/110_refiner_examples.sbatch +slurm/120_critic_data.sbatch slurm/130_refiner_warmstart.sbatch \
@@ -56,6 +58,8 @@ esac
 IFS=, read -r -a heuristics <<< "${HEURISTICS:-rationalyst,random}"
 IFS=, read -r -a benchmarks <<< "${BENCHMARKS:-one}"
 export INFERENCE_ARRAY="${INFERENCE_ARRAY:-0-$(( ${#benchmarks[@]} * ${#heuristics[@]} * ${INFERENCE_SHARDS:-1} - 1 ))}"
+IFS=, read -r -a scorers <<< "${SCORERS:-rationalyst,likelihood,random}"
+export VERIFY_STEPS_ARRAY="${VERIFY_STEPS_ARRAY:-0-$(( ${#scorers[@]} - 1 ))}"
 IFS=, read -r -a critics <<< "${CRITICS:-critic,oracle}"
 export REFINER_PREDICT_ARRAY="${REFINER_PREDICT_ARRAY:-0-$(( ${#critics[@]} - 1 ))}"
 

@@ -261,6 +261,8 @@ def tiny_chain_env(tmp_path: Path, model_dir: str, run_dir: Path, corpus: Path |
         FINETUNE_ARGS="--epochs 1 --batch-size 2 --grad-accum 1",
         INFERENCE_ARGS="--limit 4 --batch-size 1 --shots 1 --max-steps 2 --step-max-tokens 4 --rationale-max-tokens 4",
         EVALUATE_ARGS="--bootstrap 200",
+        VERIFY_STEPS_ARGS="--limit 2 --rationale-max-tokens 4",
+        EVALUATE_STEPS_ARGS="--bootstrap 50",
     )
     if (REPO / ".venv").exists():
         env["PYTHON"] = str(REPO / ".venv" / "bin" / "python")

@@ -7,6 +7,7 @@ import pytest
 from common.config import ConfigError, load_recipe, make_config
 from model_inference.inference import InferenceConfig
 from model_inference.refiner_predict import RefinerPredictConfig
+from model_inference.verify_steps import VerifyStepsConfig
 from sampling.extract_rationales import ExtractConfig
 from sampling.filter_rationales import FilterConfig
 from sampling.parse_rationales import ParseConfig
@@ -28,6 +29,7 @@ STAGES = {
     "critic_data": CriticDataConfig,
     "train_refiner": TrainRefinerConfig,
     "refiner_predict": RefinerPredictConfig,
+    "verify_steps": VerifyStepsConfig,
 }
 RECIPES = sorted(p for d in ("demo", "paper") for p in (CONFIGS / d).glob("*.yaml"))
 

@@ -1,12 +1,34 @@
 import json
-import random
 
 import pytest
 
 from common.config import make_config
 from common.llm.base import Completion
+from common.scorers import Candidates, RandomScorer, StepContext, StepScorer, best, judge_reward
 from common.tasks.rationalyst import TASKS, choose_shots, context, get_task, gsm8k
 from model_inference import inference
+
+
+class Proposer:
+    """A stand-in agent that proposes the given candidates every round (the loop's bookkeeping is under test)."""
+
+    def __init__(self, candidates):
+        self.candidates, self.prompts = candidates, []
+
+    def generate(self, prompts, n=1, **kw):
+        self.prompts += prompts
+        return [Completion(texts=self.candidates[:n]) for _ in prompts]
+
+
+class Fixed(StepScorer):
+    """Known scores, in the order the candidates come."""
+
+    def __init__(self, scores):
+        self.scores, self.seen = scores, []
+
+    def score(self, batch, prepared):
+        self.seen += batch
+        return [list(self.scores) for _ in batch]
 
 
 @pytest.mark.parametrize(
@@ -15,27 +37,45 @@ from model_inference import inference
         ("rationalyst", [-2.0, -0.5, -1.0], 1),  # highest mean log-prob given the rationale
         ("rationalyst_explicit", [-0.1, -0.5, -0.1], 0),  # ties go to the first
         ("llm_judge", [3.0, 9.0, 9.0], 1),
+        ("likelihood", [-3.0, -2.0, -1.0], 2),
         ("greedy", None, 0),
         ("self_consistency", None, 0),
     ],
 )
-def test_each_heuristic_picks_what_it_should(heuristic, scores, want):
-    assert inference.choose(heuristic, ["a", "b", "c"], scores, random.Random(0)) == want
+def test_each_heuristic_picks_what_it_should(tmp_path, heuristic, scores, want):
+    """Through the loop and the registry: the candidate with the best known score is the step taken."""
+    cfg = cfg_for(f"gsm8k={write_local(tmp_path, 'gsm8k')}", heuristic=heuristic, max_steps=1)
+    task, questions, context_of = inference.load_questions(cfg)
+    agent = Proposer(["Step a.", "Step b.", "Step c."])
+    scorer = Fixed(scores) if scores else None
+    assert (inference.HEURISTICS[heuristic].scorer is not None) == (scorer is not None)
+    [[rec]] = inference.run_batch(cfg, task, context_of, agent, scorer, questions)
+    step = rec["steps"][0]
+    n = 1 if heuristic in ("greedy", "self_consistency") else 3  # self-consistency: one sample per lane
+    assert step["candidates"] == ["Step a.", "Step b.", "Step c."][:n] and step["chosen"] == want
+    assert rec["trajectory"].endswith(" " + step["candidates"][want])
+    if scorer:
+        assert step["scores"] == scores and [c.steps for c in scorer.seen] == [step["candidates"]]
+        assert scorer.seen[0].context.steps == [] and scorer.seen[0].context.prefix == task.prefix(questions[0])
 
 
 def test_random_is_uniform_and_seeded():
-    picks = [inference.choose("random", ["a", "b", "c"], None, random.Random(s)) for s in range(300)]
+    ctx = StepContext("q", [{"role": "user", "content": "Q?"}])
+    batch = [Candidates(ctx, ["a", "b", "c"])]
+    picks = [best(RandomScorer(s).score(batch, [None])[0]) for s in range(300)]
     assert {0, 1, 2} == set(picks) and all(60 < picks.count(i) < 140 for i in range(3))
-    assert inference.choose("random", ["a", "b"], None, random.Random(5)) == inference.choose(
-        "random", ["a", "b"], None, random.Random(5)
-    )
+    assert RandomScorer(5).score(batch, [None]) == RandomScorer(5).score(batch, [None])
+    later = [Candidates(StepContext("q", ctx.messages, ["a"]), ["a", "b", "c"])]
+    assert RandomScorer(5).score(later, [None]) != RandomScorer(5).score(batch, [None])  # each round its own draw
 
 
 def test_majority_and_judge_parsing():
     assert inference.majority(["3", None, "4", "4", "3"]) == "3"  # tie: first reached
     assert inference.majority(["5", "6", "6"]) == "6" and inference.majority([None, None]) is None
-    assert inference.judge_score("8") == 8.0 and inference.judge_score("Rating: 12/10") == 10.0
-    assert inference.judge_score("no idea") == 0.0
+    assert judge_reward("8", "rating_1_10") == 8.0 and judge_reward("Rating: 12/10", "rating_1_10") == 10.0
+    assert judge_reward("no idea", "rating_1_10") == -1.0  # ranks below every rated step
+    assert judge_reward("Reward: 2", "reward_0_3") == 2.0 and judge_reward("reward=7", "reward_0_3") == 3.0
+    assert judge_reward("I think 1.", "reward_0_3") == 1.0 and judge_reward("unsure", "reward_0_3") == -1.0
 
 
 def test_few_shot_layout_per_spec():
@@ -236,12 +276,12 @@ def test_loop_stops_on_the_answer_and_scores_it(tmp_path, name):
     cfg = cfg_for(f"{name}={write_local(tmp_path, name)}", heuristic="greedy", max_steps=4)
     task, questions, context_of = inference.load_questions(cfg)
     agent = Scripted(ANSWERS[name])
-    [[rec]] = inference.run_batch(cfg, task, context_of, agent, None, None, questions)
+    [[rec]] = inference.run_batch(cfg, task, context_of, agent, None, questions)
     assert rec["stopped"] == "answer" and rec["n_steps"] == 1 and rec["correct"] is True
     assert agent.prompts[0][-1]["content"] == task.prefix(questions[0])
     strict_ok = name != "ecqa"  # "the answer is: fridge" (an option's text) is read only by the flexible rule
     assert rec["correct_strict"] is strict_ok and (rec["prediction_strict"] is None) is (not strict_ok)
-    [[wrong]] = inference.run_batch(cfg, task, context_of, Scripted("Let me think about it."), None, None, questions)
+    [[wrong]] = inference.run_batch(cfg, task, context_of, Scripted("Let me think about it."), None, questions)
     assert wrong["stopped"] == "step_limit" and wrong["n_steps"] == 4 and wrong["prediction"] is None
     assert wrong["correct"] is False
 
@@ -344,3 +384,57 @@ def test_paper_recipes_name_their_benchmark():
         **{n: f"inference-{n}" for n in ("math", "ecqa", "hellaswag", "proofwriter", "arc", "mmlu_pro")},
     }
     assert set(names) == set(TASKS)
+
+
+def same_records(a: list[dict], b: list[dict]) -> None:
+    """Identical choices and texts; scores equal to float precision (a cached prefix and a fresh forward
+    differ in the last bits)."""
+    assert [r["id"] for r in a] == [r["id"] for r in b]
+    for x, y in zip(a, b):
+        assert x["trajectory"] == y["trajectory"] and x["stopped"] == y["stopped"]
+        for s, t in zip(x["steps"], y["steps"], strict=True):
+            assert (s["candidates"], s["chosen"], s["rationale"]) == (t["candidates"], t["chosen"], t["rationale"])
+            assert s["scores"] == pytest.approx(t["scores"], abs=1e-4)
+
+
+@pytest.mark.parametrize("heuristic", ["rationalyst", "self_consistency"])
+def test_kept_caches_choose_what_fresh_prefills_choose(tiny_llama_dir, tmp_path, heuristic):
+    kept = run(tiny_llama_dir, tmp_path / "kept", heuristic, max_steps=4, step_max_tokens=5)
+    fresh = run(tiny_llama_dir, tmp_path / "fresh", heuristic, max_steps=4, step_max_tokens=5, prefix_reuse="false")
+    assert sum(len(r["steps"]) for r in kept) >= 4  # several rounds: later ones start from kept caches
+    same_records(kept, fresh)
+
+
+@pytest.mark.slow
+def test_kept_caches_choose_what_fresh_prefills_choose_smollm2(smollm2_dir, tmp_path):
+    def go(out, reuse):
+        args = [
+            "--dataset",
+            "gsm_symbolic",
+            "--limit",
+            "2",
+            "--heuristic",
+            "rationalyst",
+            "--output",
+            str(out),
+            "--model",
+            "smollm2-135m-instruct",
+            "--rationale-model",
+            "smollm2-135m-instruct",
+            "--device",
+            "cpu",
+            "--shots",
+            "2",
+            "--max-steps",
+            "3",
+            "--step-max-tokens",
+            "24",
+            "--rationale-max-tokens",
+            "12",
+            "--prefix-reuse",
+            reuse,
+        ]
+        assert inference.main(args) == 0
+        return [json.loads(line) for line in (out / "part-00000-of-00001.jsonl").read_text().splitlines()]
+
+    same_records(go(tmp_path / "kept", "true"), go(tmp_path / "fresh", "false"))

@@ -33,9 +33,10 @@ def corpus(tmp_path_factory):
     return tmp_path_factory.mktemp("corpus") / "corpus.jsonl"
 
 
-def submit(slurm, env, pipeline_name="rationalyst", n_jobs=9):
-    """RATIONALYST: prefilter, 2 x extract, parse, score, filter, finetune, inference, evaluate (9 jobs);
-    REFINER: examples, critic data, warm start, critic, training, prediction (6)."""
+def submit(slurm, env, pipeline_name="rationalyst", n_jobs=11):
+    """RATIONALYST: prefilter, 2 x extract, parse, score, filter, finetune, inference and step verification,
+    evaluate, the verification report (11 jobs); REFINER: examples, critic data, warm start, critic, training,
+    prediction (6)."""
     result = pipeline(dict(env, SLURM_CONF=slurm.env["SLURM_CONF"]), pipeline_name)
     assert result.returncode == 0, result.stdout + result.stderr
     jobs = submitted_jobs(result.stdout)
@@ -68,7 +69,7 @@ def uninterrupted(slurm, tiny_llama_dir, tiny_t5_dir, corpus, tmp_path_factory):
     env = dict(
         tiny_chain_env(tmp, tiny_llama_dir, tmp / "run", corpus), **tiny_refiner_env(tmp, tiny_t5_dir, tmp / "refiner")
     )
-    jobs, stdout = submit(slurm, env, "all", 15)
+    jobs, stdout = submit(slurm, env, "all", 17)
     states = slurm.wait(list(jobs.values()), timeout=900)
     return tmp / "run", env, jobs, states, stdout
 

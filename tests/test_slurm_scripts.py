@@ -36,12 +36,19 @@ def test_rationalyst_chain_with_pipeline_local(tiny_llama_dir, tmp_path):
     report = (run_dir / "report" / "report.md").read_text()
     assert "| gsm_symbolic | rationalyst | 4 |" in report and "| gsm_symbolic | random | 4 |" in report
     assert "random − rationalyst" in report  # the paired comparison
+    # step verification beside inference: each scorer on perturbed solutions, then its report
+    for scorer in ("rationalyst", "likelihood", "random"):
+        verify = run_dir / "verify" / f"perturbed_gsm_symbolic-{scorer}"
+        assert json.loads((verify / "manifest.json").read_text())["counts"]["out"] == 4  # 2 questions, 2 solutions
+    verification = (run_dir / "verify" / "report" / "report.md").read_text()
+    assert "| rationalyst |" in verification and "rationalyst - likelihood" in verification
     # the demo's tables come from the run directory alone
     shown = subprocess.run(
         [env["PYTHON"], "-m", "common.demo", "report", str(run_dir)], cwd=REPO, env=env, capture_output=True, text=True
     )
     assert shown.returncode == 0, shown.stderr
     assert "| prefilter " in shown.stdout and "| filter " in shown.stdout and report in shown.stdout
+    assert verification in shown.stdout
 
     # a rerun of an array task resumes: its finished shard is skipped before any model is loaded;
     # the same stage outside the array (1 shard, not 2) is refused rather than mixed in

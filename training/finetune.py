@@ -29,7 +29,7 @@ from common.artifacts import git_commit, package_versions, read_records, write_j
 from common.config import option, parse_config
 from common.models import resolve
 from common.stage import log, setup_logging
-from common.training import LoraOptions, causal_example, collate, seq2seq_example, trainable, use_bf16
+from common.training import LoraOptions, causal_example, collate, packed_collator, seq2seq_example, trainable, use_bf16
 
 
 @dataclass
@@ -67,6 +67,11 @@ class FinetuneConfig(LoraOptions):
     precision: str = option("auto", "'auto' (bf16 on a GPU that has it, else fp32), 'bf16', 'fp32'")
     seed: int = option(42, "seed for data order and initialisation")
     gradient_checkpointing: bool = option(False, "trade compute for memory")
+    padding_free: bool = option(
+        True,
+        "causal: pack each batch's rows into one sequence, position ids reset per row "
+        "(no pads computed; the loss equals the padded one)",
+    )
 
 
 def load_examples(path: str, cfg: FinetuneConfig, tok) -> list[dict]:
@@ -91,6 +96,8 @@ def load_model(cfg: FinetuneConfig):
     model = auto.from_pretrained(path, dtype=torch.float32)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
+    if cfg.padding_free and cfg.mode == "causal":
+        model.config.use_cache = False  # with a cache the packed rows would see each other (masking_utils)
     return trainable(model, cfg, seq2seq=cfg.mode == "seq2seq"), tok
 
 
@@ -150,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         args=args,
         train_dataset=train,
         eval_dataset=dev,
-        data_collator=collate(tok.pad_token_id),
+        data_collator=packed_collator() if cfg.padding_free and cfg.mode == "causal" else collate(tok.pad_token_id),
         callbacks=callbacks,
     )
     resume = latest_checkpoint(out)

@@ -20,7 +20,12 @@ class LLMOptions(DeviceOptions):
     base_url: str = option("", "openai: server URL(s), comma-separated; default $OPENAI_BASE_URL")
     dtype: str = option("auto", "hf: 'auto' (bf16 on GPU, fp32 on CPU), 'float32', 'bfloat16', 'float16'")
     max_batch_tokens: int = option(8192, "hf: padded tokens per forward batch")
-    prefix_reuse: bool = option(True, "hf: compute a prefix shared by several continuations once")
+    prefix_reuse: bool = option(
+        True,
+        "hf: compute a prefix shared by several continuations once, and keep the KV "
+        "caches of prompts across calls (a trajectory's next round prefills only its new step)",
+    )
+    kv_cache_tokens: int = option(32768, "hf: tokens of KV cache kept across calls, least recently used out (0 = none)")
     concurrency: int = option(64, "openai: requests in flight")
     max_retries: int = option(6, "openai: retries per request (exponential backoff) before it is a failure")
     request_timeout: float = option(600.0, "openai: seconds per request")
@@ -38,6 +43,7 @@ def make_backend(opts: LLMOptions) -> LLM:
             dtype=opts.dtype,
             max_batch_tokens=opts.max_batch_tokens,
             prefix_reuse=opts.prefix_reuse,
+            kv_cache_tokens=opts.kv_cache_tokens,
         )
     if opts.backend == "openai":
         from common.llm.openai import OpenAIBackend

@@ -1,16 +1,19 @@
 """In-process transformers backend: batched generation and batched teacher-forced scoring.
 
-Scoring computes a prefix shared by several continuations once (one forward, its KV cache
-repeated across the continuations) and runs plain full forwards, length-sorted and batched
-by a token budget, for the rest. Logits are projected only where a continuation token is
-predicted, so a long prefix costs no vocabulary projection.
+Scoring computes prefixes shared by several continuations once: requests whose prefixes nest (the k
+candidates after one trajectory; every step of one solution, each given the ones before; the "with" and
+"without rationale" variants after one text) run one forward over the longest, and each continuation
+either lies on that forward already or runs on its KV cache cut back to its own prefix. The rest run as
+plain full forwards, length-sorted and batched by a token budget. Logits are projected only where a
+continuation token is predicted, so a long prefix costs no vocabulary projection.
 """
 
 from __future__ import annotations
 
-import copy
+from collections import OrderedDict
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from common.llm.base import Branches, Completion, Prompt, TokenScores, cut_at_stop, is_chat, request_seed
@@ -46,6 +49,7 @@ class HFBackend:
         max_batch_tokens: int = 8192,
         max_batch_size: int = 64,
         prefix_reuse: bool = True,
+        kv_cache_tokens: int = 32768,
         model_obj=None,
         tokenizer=None,
     ):
@@ -60,6 +64,7 @@ class HFBackend:
         self.device = next(self.model.parameters()).device
         self.max_batch_tokens, self.max_batch_size = max_batch_tokens, max_batch_size
         self.prefix_reuse = prefix_reuse
+        self.kv_store = KVStore(kv_cache_tokens)
         self.bos_id = auto_bos_id(self.tok)
         eos = self.model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos]
@@ -126,6 +131,8 @@ class HFBackend:
             return_dict_in_generate=True,
             output_logits=logprobs,
         )
+        if self.prefix_reuse:  # each prompt's prefill once, from what the store already holds, in length order
+            caches = {i: self._prefill(encoded[i]) for i in order}
         for batch in self._batches(order, lengths, per_prompt, max_tokens):
             rows = [i for i in batch for _ in range(per_prompt)]
             width = max(lengths[i] for i in batch)
@@ -138,12 +145,17 @@ class HFBackend:
             if not greedy:
                 seeds = [request_seed(seed, prompts[i]) + k for i in batch for k in range(per_prompt)]
                 processors = [_RowSampler(seeds, temperature, top_p, self.device)]
+            extra = {}
+            if self.prefix_reuse and all(caches[i] is not None for i in batch):
+                # the prompts but their last token are cached: the n samples of a prompt share its prefill
+                extra["past_key_values"] = _batched_cache([caches[i] for i in rows], width - 1)
             out = self.model.generate(
                 input_ids=ids.to(self.device),
                 attention_mask=mask.to(self.device),
                 generation_config=config,
                 logits_processor=processors,
                 tokenizer=self.tok if stop else None,
+                **extra,
             )
             new = out.sequences[:, width:].tolist()
             step_lp = torch.log_softmax(torch.stack(out.logits, 1).float(), -1) if logprobs else None
@@ -156,6 +168,23 @@ class HFBackend:
                     lp = step_lp[r, torch.arange(len(toks)), torch.tensor(toks, dtype=torch.long)].tolist()
                     results[i].token_logprobs.extend([lp] * copies)
         return results
+
+    def _prefill(self, ids: list[int]):
+        """The KV cache of a prompt but its last token, from the longest prefix the store holds; stored for the
+        next call (a trajectory's next round extends it by one step). None for a one-token prompt."""
+        if len(ids) < 2:
+            return None
+        n, cache = self.kv_store.lookup(ids, len(ids) - 1)
+        if n < len(ids) - 1:
+            cache = self.model(
+                input_ids=torch.tensor([ids[n:-1]], device=self.device),
+                past_key_values=cache,
+                position_ids=torch.arange(n, len(ids) - 1, device=self.device)[None],
+                use_cache=True,
+                logits_to_keep=1,
+            ).past_key_values
+        self.kv_store.put(ids[:-1], cache)
+        return cache
 
     def _trim(self, toks: list[int]) -> list[int]:
         for k, t in enumerate(toks):
@@ -183,19 +212,19 @@ class HFBackend:
                 )
             items.extend((p, self.encode_text(m), self.encode_text(c)) for m, c in req.branches)
         results: list[TokenScores | None] = [None] * len(items)
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for i, (p, _, c) in enumerate(items):
-            if not c:
+        todo = []
+        for i, (_, _, c) in enumerate(items):
+            if c:
+                todo.append(i)
+            else:
                 results[i] = TokenScores([], [])
-            else:
-                groups.setdefault(tuple(p), []).append(i)
         singles: list[int] = []
-        for prefix, idxs in groups.items():
-            if self.prefix_reuse and len(idxs) > 1:
-                self._score_shared(list(prefix), idxs, items, results)
+        for trunk, members in _trunks(todo, items) if self.prefix_reuse else []:
+            if len(members) > 1:
+                self._score_tree(trunk, members, items, results)
             else:
-                singles.extend(idxs)
-        self._score_full(singles, items, results)
+                singles.extend(members)
+        self._score_full(singles if self.prefix_reuse else todo, items, results)
         return results  # type: ignore[return-value]
 
     def _score_full(self, idxs, items, results) -> None:
@@ -220,39 +249,72 @@ class HFBackend:
                 a = starts[i] - 1 - first
                 results[i] = self._gather(logits[r, a : a + len(items[i][2])], items[i][2])
 
-    def _score_shared(self, prefix, idxs, items, results) -> None:
-        """One forward over the shared prefix; its KV cache is repeated over the branches."""
-        P = len(prefix)
-        out = self.model(input_ids=torch.tensor([prefix], device=self.device), use_cache=True, logits_to_keep=1)
-        cache, last = out.past_key_values, out.logits[0, -1]
-        rows = {i: items[i][1] + items[i][2] for i in idxs}  # middle + continuation
+    def _score_tree(self, trunk: tuple[int, ...], idxs, items, results) -> None:
+        """Items whose prefixes nest (all are prefixes of `trunk`), from one forward over a spine: the trunk
+        followed by one of its own items. An item whose whole sequence lies on the spine (an earlier step of
+        the same solution, a duplicate candidate) is read off that forward; the others run only their middle
+        and continuation on the spine's KV cache, cut back to their prefix (longest prefixes first, so the
+        cut only ever removes)."""
+        full = {i: items[i][0] + items[i][1] + items[i][2] for i in idxs}
+        spine = max((full[i] for i in idxs if len(items[i][0]) == len(trunk)), key=len)
+        covered = [i for i in idxs if len(full[i]) <= len(spine) and spine[: len(full[i])] == full[i]]
+        rest: dict[int, list[int]] = {}
+        for i in sorted(set(idxs) - set(covered)):
+            rest.setdefault(len(items[i][0]), []).append(i)
+        windows = {i: range(len(full[i]) - len(items[i][2]) - 1, len(full[i]) - 1) for i in covered}
+        keep = sorted({j for w in windows.values() for j in w} | {n - 1 for n in rest})
+        # what an earlier call computed (the trajectory before this round's step) is not computed again
+        start, cache = self.kv_store.lookup(spine, keep[0]) if self.prefix_reuse else (0, None)
+        out = self.model(
+            input_ids=torch.tensor([spine[start:]], device=self.device),
+            past_key_values=cache,
+            position_ids=torch.arange(start, len(spine), device=self.device)[None],
+            use_cache=True,
+            logits_to_keep=torch.tensor([j - start for j in keep], device=self.device),
+        )
+        self.kv_store.put(trunk, _cropped(out.past_key_values, len(trunk)))
+        row_of = {j: r for r, j in enumerate(keep)}
+        logits = out.logits[0]
+        for i in covered:
+            results[i] = self._gather(logits[[row_of[j] for j in windows[i]]], items[i][2])
+        cache = out.past_key_values
+        for n_prefix in sorted(rest, reverse=True):
+            _crop(cache, n_prefix)
+            self._score_on_cache(cache, n_prefix, logits[row_of[n_prefix - 1]], rest[n_prefix], items, results)
+
+    def _score_on_cache(self, cache, P: int, last: torch.Tensor, idxs, items, results) -> None:
+        """Rows (middle + continuation) after a prefix of length P held in `cache` (batch 1), batched by the
+        token budget; the cache is repeated per batch and brought back to the prefix afterwards."""
+        rows = {i: items[i][1] + items[i][2] for i in idxs}
         lengths = {i: P + len(rows[i]) for i in idxs}
-        order = sorted(idxs, key=lambda i: lengths[i])
         pad = self.tok.pad_token_id
-        for batch in self._batches(order, lengths):
+        for batch in self._batches(sorted(idxs, key=lambda i: lengths[i]), lengths):
             width = max(len(rows[i]) for i in batch)
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), P + width), dtype=torch.long)
-            mask[:, :P] = 1
-            for r, i in enumerate(batch):
-                ids[r, : len(rows[i])] = torch.tensor(rows[i])
-                mask[r, P : P + len(rows[i])] = 1
             logits = None
             if width > 1:  # row position j predicts token j+1; the last row token predicts nothing needed
-                batch_cache = copy.deepcopy(cache)
-                batch_cache.batch_repeat_interleave(len(batch))
+                ids = torch.full((len(batch), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(batch), P + width), dtype=torch.long)
+                mask[:, :P] = 1
+                for r, i in enumerate(batch):
+                    ids[r, : len(rows[i])] = torch.tensor(rows[i])
+                    mask[r, P : P + len(rows[i])] = 1
+                if len(batch) > 1:
+                    cache.batch_repeat_interleave(len(batch))
                 logits = self.model(
                     input_ids=ids.to(self.device),
                     attention_mask=mask.to(self.device),
                     position_ids=torch.arange(P, P + width, device=self.device).expand(len(batch), -1),
-                    past_key_values=batch_cache,
+                    past_key_values=cache,
                     use_cache=True,
                     logits_to_keep=torch.arange(0, width - 1, device=self.device),
                 ).logits
+                if len(batch) > 1:
+                    cache.batch_select_indices(torch.tensor([0], device=self.device))
+                _crop(cache, P)
             for r, i in enumerate(batch):
                 middle, cont = items[i][1], items[i][2]
                 # predictors of the continuation: prefix's last position (index -1), then row positions
-                src = [j for j in range(len(middle) - 1, len(middle) + len(cont) - 1)]
+                src = range(len(middle) - 1, len(middle) + len(cont) - 1)
                 picked = [last if j < 0 else logits[r, j] for j in src]
                 results[i] = self._gather(torch.stack(picked), cont)
 
@@ -261,3 +323,102 @@ class HFBackend:
         lp = torch.log_softmax(logit_rows.float(), dim=-1)
         picked = lp[torch.arange(len(targets)), torch.tensor(targets, device=lp.device)]
         return TokenScores(token_ids=list(targets), logprobs=picked.tolist())
+
+
+def _crop(cache, length: int) -> None:
+    """Cut a KV cache back to its first `length` positions (transformers 5 takes the count to remove)."""
+    extra = cache.get_seq_length() - length
+    if extra > 0:
+        cache.crop(-extra)
+
+
+def _trunks(idxs: list[int], items) -> list[tuple[tuple[int, ...], list[int]]]:
+    """Items grouped by nesting prefixes: (trunk, members), where every member's prefix is a prefix of the
+    trunk. In lexicographic order a prefix comes right before the prefixes that extend it, so one pass over
+    the sorted distinct prefixes builds the chains."""
+    by_prefix: dict[tuple[int, ...], list[int]] = {}
+    for i in idxs:
+        by_prefix.setdefault(tuple(items[i][0]), []).append(i)
+    chains: list[list[tuple[int, ...]]] = []
+    for prefix in sorted(by_prefix):
+        last = chains[-1][-1] if chains else None
+        if last is not None and prefix[: len(last)] == last:
+            chains[-1].append(prefix)
+        else:
+            chains.append([prefix])
+    return [(chain[-1], [i for p in chain for i in by_prefix[p]]) for chain in chains]
+
+
+class KVStore:
+    """KV caches of token sequences computed before (a question's trajectory under one model), kept across
+    calls so that the next round computes only what is new. A lookup takes the stored sequence with the
+    longest common prefix and cuts its cache back to it; a sequence that extends a stored one replaces it.
+    Bounded by a token budget: the least recently used sequences go first, and a sequence not in the store
+    is computed from scratch (`budget` 0 turns the store off)."""
+
+    def __init__(self, budget: int):
+        self.budget = budget
+        self.entries: OrderedDict[tuple[int, ...], object] = OrderedDict()
+        self.hits = self.reused_tokens = self.lookups = 0
+
+    def lookup(self, ids: Sequence[int], limit: int) -> tuple[int, object | None]:
+        """(n, a cache of ids[:n]) for the longest stored common prefix, n <= limit; (0, None) if none."""
+        self.lookups += 1
+        best, best_key = 0, None
+        for key in self.entries:
+            n = _common_prefix(key, ids, limit)
+            if n > best:
+                best, best_key = n, key
+        if best_key is None:
+            return 0, None
+        self.entries.move_to_end(best_key)
+        self.hits += 1
+        self.reused_tokens += best
+        return best, _cropped(self.entries[best_key], best)
+
+    def put(self, ids: Sequence[int], cache) -> None:
+        if not self.budget or not ids:
+            return
+        key = tuple(ids)
+        for old in [k for k in self.entries if len(k) <= len(key) and key[: len(k)] == k]:
+            del self.entries[old]  # extended by this one
+        self.entries[key] = cache
+        while sum(len(k) for k in self.entries) > self.budget and len(self.entries) > 1:
+            self.entries.popitem(last=False)
+        if len(key) > self.budget:
+            self.entries.pop(key, None)
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int], limit: int) -> int:
+    m = min(len(a), len(b), limit)
+    if m <= 0:
+        return 0
+    diff = np.flatnonzero(np.asarray(a[:m]) != np.asarray(b[:m]))
+    return int(diff[0]) if len(diff) else m
+
+
+def _cropped(cache, length: int):
+    """A cache of the first `length` positions that shares the tensors (cutting and extending a
+    DynamicCache make new tensors, never write into these)."""
+    from transformers import DynamicCache
+
+    return DynamicCache(
+        ddp_cache_data=[(layer.keys[..., :length, :], layer.values[..., :length, :]) for layer in cache.layers]
+    )
+
+
+def _batched_cache(caches: list, width: int):
+    """One batch cache from single-row caches of different lengths, left-padded to `width` (the padding is
+    masked out by the attention mask, as the prompts' own left padding)."""
+    from transformers import DynamicCache
+
+    layers = []
+    for li in range(len(caches[0].layers)):
+        keys, values = [], []
+        for c in caches:
+            k, v = c.layers[li].keys, c.layers[li].values
+            pad = width - k.shape[-2]
+            keys.append(torch.nn.functional.pad(k, (0, 0, pad, 0)))
+            values.append(torch.nn.functional.pad(v, (0, 0, pad, 0)))
+        layers.append((torch.cat(keys), torch.cat(values)))
+    return DynamicCache(ddp_cache_data=layers)

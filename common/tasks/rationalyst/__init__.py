@@ -25,7 +25,17 @@ import random
 from collections.abc import Iterator
 
 from common.registry import lookup
-from common.tasks.rationalyst import arc, competition_math, ecqa, gsm8k, gsm_symbolic, hellaswag, mmlu_pro, proofwriter
+from common.tasks.rationalyst import (
+    arc,
+    chain_sum,
+    competition_math,
+    ecqa,
+    gsm8k,
+    gsm_symbolic,
+    hellaswag,
+    mmlu_pro,
+    proofwriter,
+)
 
 # the paper's seven benchmarks (6.2)
 TASKS = {
@@ -38,7 +48,7 @@ TASKS = {
     "mmlu_pro": mmlu_pro,
 }
 # generated offline (no Hub, no files): the demo's and the tests' data
-OFFLINE = {"gsm_symbolic": gsm_symbolic}
+OFFLINE = {"gsm_symbolic": gsm_symbolic, "chain_sum": chain_sum}
 
 
 def get_task(name: str):

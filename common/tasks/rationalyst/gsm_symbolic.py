@@ -1,8 +1,9 @@
 """gsm_symbolic: offline GSM8K-style problems with worked solutions, from reasoning-gym's generator (100
 GSM8K-derived templates, Apple's GSM-Symbolic). It installs from PyPI, so the demo and the tests need no Hub.
 
-Each split is its own seeded stream, so mined (train) and answered (test) problems never coincide; item i
-of a split does not depend on how many are drawn. Solutions are GSM8K's layout (steps, then `#### N`), so
+Each split is its own seeded stream, so the problems mined (train) are not those answered (test), except by
+chance: the templates' variables have small ranges (3 of the first 100 test problems are among the first 300
+train ones). Item i of a split does not depend on how many are drawn. Solutions are GSM8K's layout (steps, then `#### N`), so
 everything else is GSM8K's: prefix, few-shot steps, extraction, scoring.
 """
 

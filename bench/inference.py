@@ -1,0 +1,88 @@
+"""Rationale-guided inference at the token bound: one prefill for the k samples of a prompt and the
+trajectories' KV caches kept across rounds (common.llm.hf's KVStore), against the per-sample prefills and
+fresh forwards of every round (--prefix-reuse false), on the same questions in one run.
+
+k = 3 candidates, up to 4 rounds, SmolLM2 as agent, scorer and rationale model (or --rationale-model), the
+demo's few-shot layout (2 shots). Prints questions per minute both ways, the ratio and the token-count bound:
+the tokens the models ran (attention-mask tokens of every forward, decoding included) the fresh way, over
+those of the kept-cache way.
+
+    python bench/inference.py [--questions 6] [--rationale-model outputs/demo/rationalyst_model/final]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from common.config import make_config
+from common.llm.hf import HFBackend
+from common.scorers import RationalystScorer
+from model_inference import inference
+
+
+def counted(backend: HFBackend) -> list[int]:
+    """Count the real (attention-mask) tokens of every forward of the backend's model."""
+    tally, real = [0], backend.model.forward
+
+    def forward(*args, **kw):
+        mask, ids = kw.get("attention_mask"), kw.get("input_ids", args[0] if args else None)
+        tally[0] += int(mask[:, -ids.shape[1] :].sum()) if mask is not None else ids.numel()
+        return real(*args, **kw)
+
+    backend.model.forward = forward
+    return tally
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--questions", type=int, default=6)
+    ap.add_argument("--model", default="smollm2-135m-instruct")
+    ap.add_argument("--rationale-model", default="", help="default: --model")
+    args = ap.parse_args()
+    cfg = make_config(
+        inference.InferenceConfig,
+        {
+            "dataset": "gsm_symbolic",
+            "limit": args.questions,
+            "heuristic": "rationalyst",
+            "model": args.model,
+            "rationale_model": args.rationale_model or args.model,
+            "device": "cpu",
+            "shots": 2,
+            "k": 3,
+            "max_steps": 4,
+            "step_max_tokens": 48,
+            "rationale_max_tokens": 32,
+            "batch_size": args.questions,
+        },
+    )
+    task, questions, context_of = inference.load_questions(cfg)
+    agent = HFBackend(args.model, device="cpu")
+    rationale = agent if not args.rationale_model else HFBackend(args.rationale_model, device="cpu")
+    tallies = {id(b): counted(b) for b in {id(agent): agent, id(rationale): rationale}.values()}
+    results = {}
+    for name, reuse in (("kept caches", True), ("fresh", False)):
+        for b in (agent, rationale):
+            b.prefix_reuse = reuse
+            b.kv_store.entries.clear()
+        before = sum(t[0] for t in tallies.values())
+        start = time.perf_counter()
+        scorer = RationalystScorer(rationale, agent, cfg.rationale_max_tokens, cfg.seed)
+        records = inference.run_batch(cfg, task, context_of, agent, scorer, questions)
+        seconds = time.perf_counter() - start
+        results[name] = (seconds, sum(t[0] for t in tallies.values()) - before, records)
+    (fast, fast_tokens, a), (slow, slow_tokens, b) = results["kept caches"], results["fresh"]
+    same = [[s["chosen"] for s in r[0]["steps"]] for r in a] == [[s["chosen"] for s in r[0]["steps"]] for r in b]
+    ratio, bound = slow / fast, slow_tokens / fast_tokens
+    rounds = sum(len(r[0]["steps"]) for r in a)
+    print(f"{len(questions)} questions, {rounds} rounds in all, k = 3, SmolLM2 on CPU; same choices: {same}")
+    print(f"kept caches : {60 * len(questions) / fast:7.2f} questions/min  ({fast:.1f} s, {fast_tokens} tokens)")
+    print(f"fresh       : {60 * len(questions) / slow:7.2f} questions/min  ({slow:.1f} s, {slow_tokens} tokens)")
+    print(f"speed ratio : {ratio:.2f}x")
+    print(f"token bound : {bound:.2f}x")
+    print(f"ratio/bound : {ratio / bound:.0%}")
+
+
+if __name__ == "__main__":
+    main()
