@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 
 from common.artifacts import BadRecordError, input_files, read_jsonl, write_json_atomic
 from common.config import option, parse_config
+from common.stats import bootstrap_ci, mcnemar_exact
 
 
 @dataclass
@@ -42,23 +42,6 @@ class EvaluateConfig:
     bootstrap: int = option(10000, "bootstrap resamples")
     seed: int = option(0, "bootstrap seed")
     metric: str = option("correct", "the record field scored: correct (flexible answer extraction) or correct_strict")
-
-
-def bootstrap_ci(correct: np.ndarray, n_boot: int, rng: np.random.Generator) -> tuple[float, float]:
-    if len(correct) == 0:
-        return (float("nan"), float("nan"))
-    idx = rng.integers(0, len(correct), size=(n_boot, len(correct)))
-    means = correct[idx].mean(axis=1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
-
-
-def mcnemar_exact(b: int, c: int) -> float:
-    """Two-sided exact McNemar p-value: b = first right only, c = second right only."""
-    n = b + c
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n
-    return min(1.0, 2 * tail)
 
 
 def paired(a: dict[str, bool], b: dict[str, bool], n_boot: int, rng: np.random.Generator) -> dict:
