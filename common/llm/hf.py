@@ -50,13 +50,14 @@ class HFBackend:
         max_batch_size: int = 64,
         prefix_reuse: bool = True,
         kv_cache_tokens: int = 32768,
+        missing_head: str = "",
         model_obj=None,
         tokenizer=None,
     ):
         if model_obj is None:
             from common.models import load_causal_lm
 
-            model_obj, tokenizer = load_causal_lm(model, device, dtype)
+            model_obj, tokenizer = load_causal_lm(model, device, dtype, missing_head)
         self.model, self.tok = model_obj.eval(), tokenizer
         if self.tok.pad_token_id is None:
             self.tok.pad_token = self.tok.eos_token
