@@ -228,13 +228,45 @@ def load_tokenizer(name: str, **kw):
     return tok
 
 
-def load_causal_lm(name: str, device: str = "auto", dtype: str = "auto"):
-    """(model, tokenizer), model in eval mode on the chosen device."""
+def load_causal_lm(name: str, device: str = "auto", dtype: str = "auto", missing_head: str = ""):
+    """(model, tokenizer), model in eval mode on the chosen device.
+
+    A checkpoint saved without its output head (a bare `LlamaModel`, as RATIONALYST's released model appears to
+    be) would otherwise load with a randomly initialised `lm_head` and score nonsense: it is refused, naming
+    the missing head, unless `missing_head` is "base:<model>", which takes that base model's head (an
+    approximation, logged; rows for tokens the base lacks, such as an added pad token, get the mean row)."""
     from transformers import AutoModelForCausalLM
 
     device = pick_device(device)
-    model = AutoModelForCausalLM.from_pretrained(resolve(name), dtype=pick_dtype(device, dtype))
+    torch_dtype = pick_dtype(device, dtype)
+    model, info = AutoModelForCausalLM.from_pretrained(resolve(name), dtype=torch_dtype, output_loading_info=True)
+    head_missing = [k for k in info.get("missing_keys", []) if k.split(".")[0] == "lm_head"]
+    if head_missing and not getattr(model.config, "tie_word_embeddings", False):
+        if not missing_head.startswith("base:"):
+            archs = ", ".join(getattr(model.config, "architectures", None) or ["?"])
+            raise ModelNotFound(
+                f"{name}: the checkpoint has no output head ({', '.join(head_missing)} missing; saved as {archs}), "
+                "so its next-token scores would come from a random matrix. Give --missing-head base:<base model> "
+                "(e.g. base:meta-llama/Meta-Llama-3-8B-Instruct) to use the base model's head, an approximation"
+            )
+        attach_base_head(model, missing_head[len("base:") :], torch_dtype)
     return model.to(device).eval(), load_tokenizer(name)
+
+
+def attach_base_head(model, base: str, torch_dtype) -> None:
+    """The output head of `base` on `model`: the base's rows for the tokens they share, the mean row for the
+    model's extra tokens (an added pad token is never a target and is masked where it pads)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    log.warning("using %s's output head for a checkpoint saved without one: an approximation", base)
+    donor = AutoModelForCausalLM.from_pretrained(resolve(base), dtype=torch_dtype).get_output_embeddings().weight
+    head = model.get_output_embeddings()
+    with torch.no_grad():
+        n = min(donor.shape[0], head.weight.shape[0])
+        head.weight[:n] = donor[:n].to(head.weight.dtype)
+        if head.weight.shape[0] > n:
+            head.weight[n:] = donor.mean(0).to(head.weight.dtype)
 
 
 def load_embedder(name: str = "all-minilm-l6-v2", device: str = "auto"):

@@ -5,7 +5,9 @@ Spec: ../shared/reference/rationalyst.md sections 4.1 (parse) and 4.2 (score).
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from common.llm.base import Branches
@@ -122,3 +124,38 @@ def branches_for(render_chat, triples: list[dict], fmt: str = "bot_eot") -> list
         f = scoring_frame(render_chat, t["preceding"], t["rationale"], fmt)
         out.append(Branches(f.prefix, [(f.with_middle, t["following"]), (f.without_middle, t["following"])]))
     return out
+
+
+# ----------------------------------------------------------------------------- released triples (rationalyst.md 3.4)
+
+# RATIONALYST's released rationales (Hub `Dongwei/reasoning_world_model`) are rows {preceeding (sic),
+# rationale, following} with no id; this project's are {id, preceding, rationale, following, ...}.
+TRIPLE_FIELDS = ("preceding", "rationale", "following")
+
+
+def content_id(preceding: str, rationale: str, following: str) -> str:
+    """A stable id from a triple's text: the same row gets the same id in every run and every file."""
+    digest = hashlib.sha256("\x00".join((preceding, rationale, following)).encode("utf-8")).hexdigest()
+    return f"triple-{digest[:16]}"
+
+
+def triples(rows: Iterable[dict], counts: dict[str, int] | None = None) -> Iterator[dict]:
+    """Rows in either layout as this project's triples: `preceeding` read as `preceding`, an id derived from
+    the content where there is none, exact duplicates (same id) dropped and counted under `duplicates`."""
+    counts = counts if counts is not None else {}
+    counts.setdefault("duplicates", 0)
+    seen: set[str] = set()
+    for row in rows:
+        rec = dict(row)
+        if "preceding" not in rec and "preceeding" in rec:
+            rec["preceding"] = rec.pop("preceeding")
+        missing = [f for f in TRIPLE_FIELDS if not isinstance(rec.get(f), str)]
+        if missing:
+            raise ValueError(f"a triple needs text fields {', '.join(TRIPLE_FIELDS)}; missing or not text: "
+                             f"{', '.join(missing)}")  # fmt: skip
+        rec["id"] = str(rec.get("id") or content_id(rec["preceding"], rec["rationale"], rec["following"]))
+        if rec["id"] in seen:
+            counts["duplicates"] += 1
+            continue
+        seen.add(rec["id"])
+        yield rec

@@ -131,7 +131,11 @@ class StepScorer:
     """The interface. `prepare` gives per-context state (a rationale, or None); `score` scores candidates."""
 
     needs_labels = False
-    scale = "linear"  # "log": scores are log-probabilities (a solution's product of them is their sum)
+    scale = "linear"
+    # the rationale each candidate was scored with, where the scorer writes one per candidate (set by score)
+    candidate_rationales: list[list[str]] | None = (
+        None  # "log": scores are log-probabilities (a solution's product of them is their sum)
+    )
 
     def prepare(self, contexts: list[StepContext]) -> list[str | None]:
         return [None] * len(contexts)
@@ -184,6 +188,37 @@ class RationalystScorer(LikelihoodScorer):
             [[{"role": "user", "content": c.text}] for c in contexts], max_tokens=self.max_tokens, seed=self.seed
         )
         return [" ".join(c.texts[0].split()) if not c.error else "" for c in done]
+
+
+class ConfidenceScorer(StepScorer):
+    """RATIONALYST's own confidence (rationalyst.md 6.5, `world_model_perplexity` of the older scripts): the
+    rationale model writes a rationale for each candidate trajectory (the text so far and the candidate, one
+    user turn, greedy); the score is that rationale's mean token log-prob, its last token excluded (6.3 step
+    1). No scorer model. The rationales are kept for the explicit variant, which shows the chosen one."""
+
+    scale = "log"
+
+    def __init__(self, rationale_llm, max_tokens: int, seed: int):
+        self.llm, self.max_tokens, self.seed = rationale_llm, max_tokens, seed
+
+    def score(self, batch, prepared):
+        prompts = [[{"role": "user", "content": f"{c.context.text} {s}"}] for c in batch for s in c.steps]
+        done = self.llm.generate(prompts, max_tokens=self.max_tokens, seed=self.seed, logprobs=True) if prompts else []
+        scores, texts, pos = [], [], 0
+        for c in batch:
+            mine = done[pos : pos + len(c.steps)]
+            pos += len(c.steps)
+            texts.append([" ".join(d.texts[0].split()) if not d.error else "" for d in mine])
+            scores.append(
+                [_mean_but_last(d.token_logprobs[0]) if not d.error and d.token_logprobs else -math.inf for d in mine]
+            )
+        self.candidate_rationales = texts
+        return scores
+
+
+def _mean_but_last(logprobs: list[float]) -> float:
+    kept = logprobs[:-1] if len(logprobs) > 1 else logprobs
+    return sum(kept) / len(kept) if kept else -math.inf
 
 
 def judge_reward(text: str, scale: str) -> float:
@@ -326,6 +361,9 @@ def _refiner_critic(cfg, models: Backends) -> StepScorer:
 SCORERS: dict[str, Callable[[Any, Backends], StepScorer]] = {
     "rationalyst": _rationalyst,
     "likelihood": lambda cfg, m: LikelihoodScorer(m.get(cfg.scorer_model, cfg.scorer_base_url)),
+    "rationale_confidence": lambda cfg, m: ConfidenceScorer(
+        m.get(cfg.rationale_model or cfg.model, cfg.rationale_base_url), cfg.rationale_max_tokens, cfg.seed
+    ),
     "llm_judge": lambda cfg, m: JudgeScorer(
         m.get(cfg.judge_model, cfg.judge_base_url, cfg.judge_backend), cfg.judge_scale, cfg.seed
     ),

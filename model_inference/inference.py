@@ -7,7 +7,12 @@ per step), the question's prefix "Question: ...\\nAnswer:", then the chosen step
   3. the heuristic picks one (HEURISTICS; the step scorers are common.scorers' registry):
        rationalyst           mean token log-prob of the candidate under the scorer, given the
                              trajectory and "Rationale: ..." (implicit supervision, 6.3 step 4)
-       rationalyst_explicit  the rationale is also shown to the agent; the scorer then picks as above
+       rationalyst_explicit  explicit supervision (6.5 world_model_content): RATIONALYST writes a rationale for
+                             each candidate trajectory, its confidence (mean token log-prob) picks one, and
+                             the chosen rationale is shown to the agent in the next round
+       rationalyst_confidence the same choice, nothing shown (6.5 world_model_perplexity, older form)
+       rationalyst_hint      the implicit choice above, its rationale also shown to the agent before it proposes
+       cot                   plain few-shot chain of thought: one greedy full solution
        likelihood            the same scorer and frame without the rationale
        random                uniform choice (the paper's "without RATIONALYST")
        greedy                one candidate at temperature 0
@@ -53,7 +58,7 @@ class InferenceConfig(StageConfig, LLMOptions, ScorerOptions):
     limit: int = option(0, "first N questions (0 = all)")
     heuristic: str = option(
         "rationalyst",
-        "one of: rationalyst, rationalyst_explicit, likelihood, random, greedy, "
+        "one of: rationalyst, rationalyst_explicit, rationalyst_confidence, rationalyst_hint, likelihood, random, greedy, cot, "
         "llm_judge, self_consistency (see the module docstring)",
     )
     k: int = option(3, "candidate steps per round (self_consistency: trajectories)")
@@ -91,7 +96,8 @@ def load_questions(cfg: InferenceConfig) -> tuple[Any, list[dict], Callable[[dic
         shots = choose_shots(task, pool, n, cfg.seed, exclude={q["question"] for q in questions})
     if cfg.limit:
         questions = questions[: cfg.limit]
-    return task, questions, lambda q: context(task, q, shots)
+    one_turn = lookup(HEURISTICS, cfg.heuristic, "heuristic").whole if cfg.heuristic in HEURISTICS else False
+    return task, questions, lambda q: context(task, q, shots, one_turn)
 
 
 # ----------------------------------------------------------------------------- heuristics
@@ -101,18 +107,25 @@ def load_questions(cfg: InferenceConfig) -> tuple[Any, list[dict], Callable[[dic
 class Heuristic:
     """How a round proposes and chooses: `scorer` (common.scorers) picks among the k sampled candidates
     (None: take the only one); `greedy`: one candidate at temperature 0; `lanes`: k independent sampled
-    trajectories and a majority vote over their answers; `explicit`: the scorer's rationale is shown to the
-    agent before it proposes."""
+    trajectories and a majority vote over their answers; `show`: a rationale shown to the agent as an
+    assistant turn "Rationale: r" ("prepared": the scorer's rationale for the trajectory, written before the
+    agent proposes; "chosen": the rationale the chosen candidate was scored with, in the next round);
+    `whole`: the agent writes the whole solution in one greedy turn."""
 
     scorer: str | None = None
     greedy: bool = False
     lanes: bool = False
-    explicit: bool = False
+    show: str = ""  # "prepared": the rationale for the trajectory, before proposing; "chosen": the chosen one's
+    whole: bool = False  # one greedy full solution (plain chain of thought), the shots as one turn each
 
 
 HEURISTICS = {
     "rationalyst": Heuristic("rationalyst"),  # implicit supervision (6.3)
-    "rationalyst_explicit": Heuristic("rationalyst", explicit=True),  # the rationale in the agent's prompt too
+    # 6.5 world_model_content: chosen by RATIONALYST's confidence, the chosen rationale then in the agent's prompt
+    "rationalyst_explicit": Heuristic("rationale_confidence", show="chosen"),
+    "rationalyst_confidence": Heuristic("rationale_confidence"),  # 6.5 world_model_perplexity (older form)
+    "rationalyst_hint": Heuristic("rationalyst", show="prepared"),  # the implicit choice, its rationale shown too
+    "cot": Heuristic(greedy=True, whole=True),  # plain few-shot chain of thought: one greedy full solution
     "likelihood": Heuristic("likelihood"),  # the same scorer without a rationale: what the rationale adds
     "random": Heuristic("random"),  # the paper's "without RATIONALYST"
     "greedy": Heuristic(greedy=True),
@@ -141,6 +154,7 @@ class Trajectory:
     steps: list[dict]  # per round: rationale, candidates, scores, chosen
     finished: bool = False
     stopped: str = "step_limit"
+    shown: str | None = None  # show="chosen": the rationale to show the agent in the next round
 
 
 def propose(cfg: InferenceConfig, heuristic: Heuristic, agent, trajs: list[Trajectory], prompts, round_: int):
@@ -148,7 +162,8 @@ def propose(cfg: InferenceConfig, heuristic: Heuristic, agent, trajs: list[Traje
     its own seed), or one greedy."""
     seed = cfg.seed + 1000 * round_
     if heuristic.greedy:
-        return agent.generate(prompts, n=1, temperature=0.0, max_tokens=cfg.step_max_tokens, seed=seed)
+        budget = cfg.step_max_tokens * (cfg.max_steps if heuristic.whole else 1)
+        return agent.generate(prompts, n=1, temperature=0.0, max_tokens=budget, seed=seed)
     if not heuristic.lanes:
         return agent.generate(prompts, n=cfg.k, temperature=cfg.temperature, max_tokens=cfg.step_max_tokens, seed=seed)
     completions = [None] * len(trajs)
@@ -187,38 +202,45 @@ def run_batch(
         if not active:
             break
         prepared = scorer.prepare([t.context for t in active]) if scorer else [None] * len(active)
+        shown = {"prepared": prepared, "chosen": [t.shown for t in active]}.get(heuristic.show, [None] * len(active))
         prompts = [
-            t.context.chat()
-            + ([{"role": "assistant", "content": f"Rationale: {r}"}] if heuristic.explicit and r is not None else [])
-            for t, r in zip(active, prepared)
+            t.context.chat() + ([{"role": "assistant", "content": f"Rationale: {r}"}] if r is not None else [])
+            for t, r in zip(active, shown)
         ]
         completions = propose(cfg, heuristic, agent, active, prompts, round_)
         candidates = [[" ".join(x.split()) for x in c.texts] if not c.error else [] for c in completions]
         ready = [i for i, c in enumerate(candidates) if any(c)]
         scores: list[list[float] | None] = [None] * len(active)
+        per_candidate: list[list[str] | None] = [None] * len(active)
         if scorer and ready:
-            for i, sc in zip(
-                ready,
-                scorer.score(
-                    [Candidates(active[i].context, candidates[i]) for i in ready], [prepared[i] for i in ready]
-                ),
-            ):
+            batch_scores = scorer.score(
+                [Candidates(active[i].context, candidates[i]) for i in ready], [prepared[i] for i in ready]
+            )
+            for k, (i, sc) in enumerate(zip(ready, batch_scores)):
                 scores[i] = sc
-        for t, r, cands, sc in zip(active, prepared, candidates, scores):
+                if scorer.candidate_rationales is not None:
+                    per_candidate[i] = scorer.candidate_rationales[k]
+        for t, r, cands, sc, rats in zip(active, prepared, candidates, scores, per_candidate):
             if not any(cands):
                 t.finished, t.stopped = True, "no_candidate"
                 continue
             chosen = best(sc) if sc is not None else 0
             step = cands[chosen]
-            t.steps.append({"rationale": r or None, "candidates": cands, "scores": sc, "chosen": chosen})
+            rationale = rats[chosen] if rats is not None else r
+            t.steps.append({"rationale": rationale or None, "candidates": cands, "scores": sc, "chosen": chosen})
             t.context = replace(t.context, steps=[*t.context.steps, step])
+            t.shown = rationale
             if task.states_answer(step):
                 t.finished, t.stopped = True, "answer"
+            elif heuristic.whole:  # the one full solution, whatever its last words
+                t.finished, t.stopped = True, "solution"
     results = []
     for q in batch:
         mine = [t for t in trajs if t.qid == q["id"]]
         finals = [
-            t.steps[-1]["candidates"][t.steps[-1]["chosen"]] if t.steps and t.stopped == "answer" else None
+            t.steps[-1]["candidates"][t.steps[-1]["chosen"]]
+            if t.steps and t.stopped in ("answer", "solution")
+            else None
             for t in mine
         ]
         answers = [task.predict(f, q, "flexible") if f is not None else None for f in finals]

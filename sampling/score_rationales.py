@@ -7,7 +7,9 @@ Both variants share the frame up to the preceding text's last word (common.ratio
 no token spans that cut): the `hf` backend computes it once; the `openai` backend sends token ids to
 vLLM with echoed log-probs.
 
-Reads parse_rationales output; writes each triple with
+Reads parse_rationales output, or rows in the layout RATIONALYST released its rationales in ({preceeding
+(sic), rationale, following}, no id: ids derived from the content, duplicates dropped and counted); writes
+each triple with
   "score_with", "score_without", "gain" (= with - without), "logprobs_with", "logprobs_without".
 """
 
@@ -16,9 +18,10 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
+from common.artifacts import ReadStats, read_records
 from common.config import StageConfig, option, parse_config
 from common.llm import LLMOptions, make_backend
-from common.rationales import DISCOUNT, branches_for, discounted_score
+from common.rationales import DISCOUNT, branches_for, discounted_score, triples
 from common.stage import Failed, run_stage, shard_finished
 
 
@@ -63,12 +66,17 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.rationale_format not in ("bot_eot", "plain"):
         raise SystemExit("--rationale-format must be 'bot_eot' or 'plain'")
     llm = make_backend(cfg)
+    counts: dict[str, int] = {}
+    stats = ReadStats()
+    rows = read_records(cfg.input, cfg.on_bad_record, stats, required=())
     return run_stage(
         "score_rationales",
         cfg,
         lambda batch: score_triples(llm, batch, cfg.rationale_format, cfg.discount),
+        records=triples(rows, counts),  # parse_rationales' triples, or RATIONALYST's released rows
         batch_size=cfg.batch_size,
-        required=("id", "preceding", "rationale", "following"),
+        extra_counts=counts,
+        read_stats=stats,
     )
 
 

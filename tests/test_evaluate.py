@@ -183,3 +183,21 @@ def test_duplicate_ids_are_refused_within_and_across_shards(tmp_path):
     (across / "part-00001-of-00002.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rec[3:]))
     with pytest.raises(BadRecordError, match=r"part-00001-of-00002.jsonl:2: duplicate id '7'"):
         evaluate.evaluate([str(across)], 100, 0)
+
+
+def test_headline_rows_average_over_data_sets_against_random(tmp_path):
+    """The paper's headline (rationalyst.md 9): the mean accuracy over the benchmarks and the difference to
+    no supervision, with a paired interval over all questions."""
+    runs = [
+        make_run(tmp_path / "g-r", "random", [True, False, False, False], dataset="gsm8k"),
+        make_run(tmp_path / "g-x", "rationalyst", [True, True, False, False], dataset="gsm8k"),
+        make_run(tmp_path / "m-r", "random", [False] * 8, dataset="math"),
+        make_run(tmp_path / "m-x", "rationalyst", [True] * 4 + [False] * 4, dataset="math"),
+    ]
+    results = evaluate.evaluate([str(r) for r in runs], n_boot=2000, seed=0)
+    [h] = results["headline"]
+    assert h["heuristic"] == "rationalyst" and h["datasets"] == ["gsm8k", "math"] and h["n"] == 12
+    assert h["mean_accuracy"] == pytest.approx((0.5 + 0.5) / 2) and h["baseline_mean_accuracy"] == pytest.approx(0.125)
+    assert h["difference"] == pytest.approx((0.25 + 0.5) / 2)  # the mean of the per-set differences
+    assert 0 <= h["ci95"][0] <= h["difference"] <= h["ci95"][1] <= 0.75 and h["p"] < 0.1
+    assert "| rationalyst − random | 2 | 12 | 50.0 | 12.5 | +37.5 |" in evaluate.markdown(results)

@@ -297,3 +297,44 @@ def test_lora_with_a_frozen_encoder_changes_the_decoder_only(tiny_t5_dir, tmp_pa
     assert all(torch.equal(merged[k], base[k]) for k in base if not k.startswith("decoder."))
     decoder = [k for k in base if k.startswith("decoder.") and LINEAR.search(k)]
     assert len(decoder) == 20 and all(not torch.equal(merged[k], base[k]) for k in decoder)
+
+
+def test_released_rationales_train_a_model(tiny_llama_dir, tmp_path):
+    """RATIONALYST's released rows ({preceeding (sic), rationale, following}, no id) train as they are; a
+    duplicated row is dropped and counted; the number-of-rationales subset is seeded."""
+    from tests.conftest import shared_data
+
+    rows = [
+        json.loads(x)
+        for x in shared_data("rationalyst_release", "llm_training_data_eval_first60.jsonl")
+        .read_text()
+        .splitlines()[:12]
+    ]
+    assert "preceeding" in rows[0] and "id" not in rows[0]
+    train = write(tmp_path / "released.jsonl", rows + rows[:2])
+    out = tmp_path / "out"
+    args = [
+        "--train",
+        train,
+        "--output",
+        str(out),
+        "--model",
+        tiny_llama_dir,
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--grad-accum",
+        "1",
+        "--lr",
+        "1e-3",
+        "--max-length",
+        "256",
+    ]
+    assert finetune.main(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train_examples"] == 12 and metrics["duplicates_dropped"] == 2
+    assert (out / "final" / "model.safetensors").exists() and metrics["steps"] == 2
+    sub = tmp_path / "sub"
+    assert finetune.main([*args[:2], "--output", str(sub), *args[4:], "--max-train", "5"]) == 0
+    assert json.loads((sub / "metrics.json").read_text())["train_examples"] == 5

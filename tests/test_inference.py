@@ -320,14 +320,20 @@ def run(tiny_llama_dir, tmp_path, heuristic, **extra):
 
 @pytest.mark.parametrize("heuristic", inference.HEURISTICS)
 def test_loop_terminates_at_the_step_limit(tiny_llama_dir, tmp_path, heuristic):
-    """A random tiny model never states an answer: every question stops at max_steps."""
+    """A random tiny model never states an answer: every question runs to max_steps with real candidates
+    (cot: one full solution, read by the flexible extraction)."""
     rows = run(tiny_llama_dir, tmp_path, heuristic)
     assert [r["id"] for r in rows] == ["gsm_symbolic-test-0", "gsm_symbolic-test-1"]
     for r in rows:
-        assert r["stopped"] in ("step_limit", "no_candidate") and r["n_steps"] <= 3
-        assert r["prediction"] is None and r["correct"] is False and r["heuristic"] == heuristic
+        if heuristic == "cot":
+            assert r["stopped"] == "solution" and r["n_steps"] == 1 and len(r["steps"][0]["candidates"][0]) > 0
+        else:
+            assert r["stopped"] == "step_limit" and r["n_steps"] == 3  # three rounds, each with candidates
+            assert r["prediction"] is None
+        assert r["correct"] is False and r["heuristic"] == heuristic
         for step in r["steps"]:
-            want = 1 if heuristic in ("greedy", "self_consistency") else 3
+            assert all(step["candidates"])
+            want = 1 if heuristic in ("greedy", "self_consistency", "cot") else 3
             assert len(step["candidates"]) == want and 0 <= step["chosen"] < want
             if heuristic.startswith("rationalyst"):
                 assert step["rationale"] is not None and len(step["scores"]) == 3
@@ -438,3 +444,82 @@ def test_kept_caches_choose_what_fresh_prefills_choose_smollm2(smollm2_dir, tmp_
         return [json.loads(line) for line in (out / "part-00000-of-00001.jsonl").read_text().splitlines()]
 
     same_records(go(tmp_path / "kept", "true"), go(tmp_path / "fresh", "false"))
+
+
+class Rationales(StepScorer):
+    """Known scores and a known rationale per candidate (the confidence scorer's outputs)."""
+
+    def __init__(self, scores):
+        self.scores = scores
+
+    def score(self, batch, prepared):
+        self.candidate_rationales = [[f"why {s}" for s in c.steps] for c in batch]
+        return [list(self.scores) for _ in batch]
+
+
+def test_explicit_variant_shows_the_chosen_rationale_next_round(tmp_path):
+    """6.5's explicit supervision: the candidate chosen by RATIONALYST's confidence, then its rationale in the
+    agent's prompt of the next round; the hint variant shows the rationale before the agent proposes."""
+    cfg = cfg_for(f"gsm8k={write_local(tmp_path, 'gsm8k')}", heuristic="rationalyst_explicit", max_steps=2)
+    task, questions, context_of = inference.load_questions(cfg)
+    agent = Proposer(["Step a.", "Step b.", "Step c."])
+    [[rec]] = inference.run_batch(cfg, task, context_of, agent, Rationales([0.1, 0.9, 0.5]), questions)
+    assert [s["chosen"] for s in rec["steps"]] == [1, 1] and rec["steps"][0]["rationale"] == "why Step b."
+    first, second = agent.prompts[0], agent.prompts[1]
+    assert first[-1]["role"] == "user"  # nothing shown before the first step
+    assert second[-2:] == [
+        {"role": "assistant", "content": "Step b."},
+        {"role": "assistant", "content": "Rationale: why Step b."},
+    ]
+
+    class Hint(StepScorer):
+        def prepare(self, contexts):
+            return [f"hint {len(c.steps)}" for c in contexts]
+
+        def score(self, batch, prepared):
+            return [[0.0, 1.0, 0.0] for _ in batch]
+
+    (tmp_path / "h").mkdir()
+    cfg = cfg_for(f"gsm8k={write_local(tmp_path / 'h', 'gsm8k')}", heuristic="rationalyst_hint", max_steps=2)
+    task, questions, context_of = inference.load_questions(cfg)
+    agent = Proposer(["Step a.", "Step b.", "Step c."])
+    inference.run_batch(cfg, task, context_of, agent, Hint(), questions)
+    assert agent.prompts[0][-1] == {"role": "assistant", "content": "Rationale: hint 0"}
+    assert agent.prompts[1][-1] == {"role": "assistant", "content": "Rationale: hint 1"}
+
+
+def test_cot_writes_one_full_solution_from_one_turn_shots(tmp_path):
+    cfg = cfg_for(f"gsm8k={write_local(tmp_path, 'gsm8k')}", heuristic="cot", shots=1, max_steps=5, step_max_tokens=7)
+    task, questions, context_of = inference.load_questions(cfg)
+    msgs = context_of(questions[0])
+    assert [m["role"] for m in msgs] == ["user", "assistant", "user"]  # the shot's steps as one turn
+    budgets = []
+
+    class Whole(Proposer):
+        def generate(self, prompts, n=1, **kw):
+            budgets.append((n, kw["temperature"], kw["max_tokens"]))
+            return super().generate(prompts, n, **kw)
+
+    [[rec]] = inference.run_batch(
+        cfg, task, context_of, Whole(["She has 2 pens and buys 3 more, so 5 in all."]), None, questions
+    )
+    assert budgets == [(1, 0.0, 35)] and rec["n_steps"] == 1 and rec["stopped"] == "solution"
+    assert rec["prediction"] == "5" and rec["correct"] is True  # flexible extraction reads the last number
+
+
+def test_self_consistency_votes_over_lanes_that_answer(tmp_path):
+    cfg = cfg_for(f"gsm8k={write_local(tmp_path, 'gsm8k')}", heuristic="self_consistency", k=3, max_steps=2)
+    task, questions, context_of = inference.load_questions(cfg)
+
+    class PerLane:
+        """Lane 0 answers 5, lane 1 answers 4, lane 2 answers 5 (seed + lane tells the lanes apart)."""
+
+        def generate(self, prompts, n=1, seed=0, **kw):
+            lane = (seed - cfg.seed) % 1000
+            return [
+                Completion(texts=[["The answer is 5.", "The answer is 4.", "The answer is 5."][lane]]) for _ in prompts
+            ]
+
+    [[rec]] = inference.run_batch(cfg, task, context_of, PerLane(), None, questions)
+    assert [lane["answer"] for lane in rec["lanes"]] == ["5", "4", "5"]
+    assert rec["prediction"] == "5" and rec["correct"] is True

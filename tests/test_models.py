@@ -95,3 +95,44 @@ def test_minilm_bert2bert_is_a_seq2seq_with_bert_special_tokens(tmp_path, monkey
     )
     assert len(generate(model, tok, ["a b c"], max_new_tokens=4)) == 1
     assert models.resolve("minilm-bert2bert") == path  # built once
+
+
+def test_a_checkpoint_without_its_head_is_refused_or_takes_the_base_head(tiny_llama, tiny_llama_dir, tmp_path):
+    """A full fine-tune saved as a bare LlamaModel with one added pad token (the shape of RATIONALYST's
+    released model): refused by default, naming the head; with base:<model>, the base's head, and the added
+    token breaks neither the chat template nor scoring."""
+    import torch
+    from transformers import AutoTokenizer, LlamaModel
+
+    from common.llm.base import Branches
+    from common.llm.hf import HFBackend
+
+    base, _ = tiny_llama
+    tok = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    tok.add_special_tokens({"pad_token": "<|finetune_pad|>"})
+    cfg = base.config.to_dict()
+    cfg.update(vocab_size=len(tok), pad_token_id=tok.pad_token_id, architectures=["LlamaModel"])
+    body = LlamaModel(type(base.config)(**{k: v for k, v in cfg.items() if k != "model_type"}))
+    with torch.no_grad():
+        body.embed_tokens.weight[: base.config.vocab_size] = base.model.embed_tokens.weight
+        body.load_state_dict(
+            {k: v for k, v in base.model.state_dict().items() if k != "embed_tokens.weight"}, strict=False
+        )
+    folder = tmp_path / "headless"
+    body.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    with pytest.raises(models.ModelNotFound, match=r"no output head \(lm_head.weight missing; saved as LlamaModel\)"):
+        models.load_causal_lm(str(folder), "cpu")
+    model, tok2 = models.load_causal_lm(str(folder), "cpu", missing_head=f"base:{tiny_llama_dir}")
+    head, donor = model.get_output_embeddings().weight, base.get_output_embeddings().weight
+    assert torch.equal(head[: donor.shape[0]], donor) and head.shape[0] == donor.shape[0] + 1
+    backend = HFBackend(model_obj=model, tokenizer=tok2)
+    reference = HFBackend(model_obj=base, tokenizer=AutoTokenizer.from_pretrained(tiny_llama_dir))
+    chat = [{"role": "user", "content": "The cat sat"}]
+    assert backend.render_chat(chat) == reference.render_chat(chat)  # the added pad token changes no template
+    reqs = [Branches(chat, [("", "on the mat."), ("", "and ran!")])]
+    got, want = backend.score_branches(reqs), reference.score_branches(reqs)
+    assert [g.token_ids for g in got] == [w.token_ids for w in want]
+    # the same weights but one extra softmax row: the log-probs differ only by that row's mass
+    assert all(abs(a - b) < 0.05 for g, w in zip(got, want) for a, b in zip(g.logprobs, w.logprobs))
+    assert backend.generate([chat], max_tokens=4)[0].texts

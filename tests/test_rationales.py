@@ -75,3 +75,22 @@ def test_scoring_frame_shares_the_preceding_text(tiny_tokenizer):
     assert plain.with_middle.startswith(" sat.. cats like mats<|im_end|>") and "<BOT>" not in plain.prefix
     one_word = scoring_frame(render, "Hello.", "r", "plain")  # no space in the text: the cut is before its line
     assert one_word.prefix.endswith("<|im_start|>user") and one_word.with_middle.startswith("\nHello.. r<|im_end|>")
+
+
+def test_released_triples_get_stable_content_ids():
+    from common.rationales import content_id, triples
+
+    released = [
+        {"preceeding": "Q: 2+3?", "rationale": "Add them.", "following": "5"},
+        {"preceeding": "Q: 2+3?", "rationale": "Add them.", "following": "5"},
+        {"preceeding": "Q: 2+4?", "rationale": "Add them.", "following": "6"},
+    ]
+    counts = {}
+    got = list(triples(released, counts))
+    assert [t["preceding"] for t in got] == ["Q: 2+3?", "Q: 2+4?"] and counts["duplicates"] == 1
+    assert got[0]["id"] == content_id("Q: 2+3?", "Add them.", "5") == list(triples(released[:1]))[0]["id"]
+    assert got[0]["id"] != got[1]["id"] and "preceeding" not in got[0]
+    ours = {"id": "doc-r1", "preceding": "a", "rationale": "b", "following": "c"}
+    assert list(triples([ours])) == [ours]
+    with pytest.raises(ValueError, match="following"):
+        list(triples([{"preceeding": "a", "rationale": "b"}]))

@@ -162,3 +162,17 @@ def test_refiner_critic_scores_no_hint_probability(tiny_t5_dir):
     [scores] = scorer.score([Candidates(ctx, [STEPS[1], "unrelated"])], [None])
     assert all(s < 0 and math.isfinite(s) for s in scores) and scores[0] != scores[1]
     assert scorer.scale == "log"
+
+
+def test_confidence_scores_each_candidates_rationale(tiny):
+    """6.5: a rationale per candidate trajectory, scored by its own mean token log-prob (the last token left
+    out); on the tiny model, the log-probs are those the generation reports."""
+    from common.scorers import ConfidenceScorer
+
+    scorer = ConfidenceScorer(tiny, max_tokens=6, seed=0)
+    ctx = StepContext("q", QUESTION, STEPS[:1])
+    [scores] = scorer.score([Candidates(ctx, [STEPS[1], "No."])], [None])
+    prompts = [[{"role": "user", "content": f"{ctx.text} {s}"}] for s in (STEPS[1], "No.")]
+    want = tiny.generate(prompts, max_tokens=6, seed=0, logprobs=True)
+    assert scores == pytest.approx([sum(w.token_logprobs[0][:-1]) / (len(w.token_logprobs[0]) - 1) for w in want])
+    assert scorer.candidate_rationales == [[" ".join(w.texts[0].split()) for w in want]]

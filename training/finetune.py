@@ -19,6 +19,7 @@ configs/accelerate/fsdp.yaml -m training.finetune ...`.
 from __future__ import annotations
 
 import dataclasses
+import random
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ import torch
 from common.artifacts import git_commit, package_versions, read_records, write_json_atomic
 from common.config import option, parse_config
 from common.models import resolve
+from common.rationales import triples
 from common.stage import log, setup_logging
 from common.training import LoraOptions, causal_example, collate, packed_collator, seq2seq_example, trainable, use_bf16
 
@@ -67,6 +69,9 @@ class FinetuneConfig(LoraOptions):
     precision: str = option("auto", "'auto' (bf16 on a GPU that has it, else fp32), 'bf16', 'fp32'")
     seed: int = option(42, "seed for data order and initialisation")
     gradient_checkpointing: bool = option(False, "trade compute for memory")
+    max_train: int = option(
+        0, "train on a seeded subset of this many --train records (0 = all): the number-of-rationales ablation"
+    )
     padding_free: bool = option(
         True,
         "causal: pack each batch's rows into one sequence, position ids reset per row "
@@ -74,9 +79,19 @@ class FinetuneConfig(LoraOptions):
     )
 
 
-def load_examples(path: str, cfg: FinetuneConfig, tok) -> list[dict]:
-    required = ("id", cfg.prompt_field, cfg.target_field)
-    rows = list(read_records(path, "error", required=required))
+def load_examples(path: str, cfg: FinetuneConfig, tok, counts: dict, subsample: int = 0) -> list[dict]:
+    """Records from JSONL; rows in RATIONALYST's released layout ({preceeding (sic), rationale, following},
+    no id) are read as triples: ids from the content, exact duplicates dropped and counted."""
+    rows = list(read_records(path, "error", required=()))
+    if rows and "preceeding" in rows[0] and "preceding" not in rows[0]:
+        rows = list(triples(rows, counts))
+    for n, r in enumerate(rows, 1):
+        missing = [f for f in (cfg.prompt_field, cfg.target_field) if f not in r]
+        if missing:
+            raise SystemExit(f"{path}: record {n}: missing field(s) {', '.join(missing)}")
+    if subsample and len(rows) > subsample:  # the number-of-rationales ablation: a seeded subset, input order kept
+        keep = sorted(random.Random(cfg.seed).sample(range(len(rows)), subsample))
+        rows = [rows[i] for i in keep]
     if cfg.mode == "causal":
         return [causal_example(tok, r[cfg.prompt_field], r[cfg.target_field], cfg.system, cfg.max_length) for r in rows]
     return [seq2seq_example(tok, r[cfg.prompt_field], r[cfg.target_field], cfg.max_length) for r in rows]
@@ -120,8 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     set_seed(cfg.seed)
     out = Path(cfg.output)
     model, tok = load_model(cfg)
-    train = load_examples(cfg.train, cfg, tok) + (load_examples(cfg.noisy, cfg, tok) if cfg.noisy else [])
-    dev = load_examples(cfg.dev, cfg, tok) if cfg.dev else None
+    counts: dict[str, int] = {"duplicates": 0}
+    train = load_examples(cfg.train, cfg, tok, counts, cfg.max_train)
+    train += load_examples(cfg.noisy, cfg, tok, counts) if cfg.noisy else []
+    dev = load_examples(cfg.dev, cfg, tok, counts) if cfg.dev else None
     strategy = "steps" if cfg.eval_steps else "epoch"
     args = TrainingArguments(
         output_dir=str(out / "checkpoints"),
@@ -179,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             "packages": package_versions(),
             "train_examples": len(train),
             "dev_examples": len(dev or []),
+            "duplicates_dropped": counts["duplicates"],
             "train_loss": result.training_loss,
             "steps": trainer.state.global_step,
             "dev_loss": history,

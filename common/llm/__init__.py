@@ -25,6 +25,11 @@ class LLMOptions(DeviceOptions):
         "hf: compute a prefix shared by several continuations once, and keep the KV "
         "caches of prompts across calls (a trajectory's next round prefills only its new step)",
     )
+    missing_head: str = option(
+        "",
+        "hf: a checkpoint saved without its output head (RATIONALYST's released model) "
+        "is refused; 'base:<model>' uses that model's head instead (an approximation)",
+    )
     kv_cache_tokens: int = option(32768, "hf: tokens of KV cache kept across calls, least recently used out (0 = none)")
     concurrency: int = option(64, "openai: requests in flight")
     max_retries: int = option(6, "openai: retries per request (exponential backoff) before it is a failure")
@@ -44,6 +49,7 @@ def make_backend(opts: LLMOptions) -> LLM:
             max_batch_tokens=opts.max_batch_tokens,
             prefix_reuse=opts.prefix_reuse,
             kv_cache_tokens=opts.kv_cache_tokens,
+            missing_head=opts.missing_head,
         )
     if opts.backend == "openai":
         from common.llm.openai import OpenAIBackend

@@ -50,13 +50,14 @@ class HFBackend:
         max_batch_size: int = 64,
         prefix_reuse: bool = True,
         kv_cache_tokens: int = 32768,
+        missing_head: str = "",
         model_obj=None,
         tokenizer=None,
     ):
         if model_obj is None:
             from common.models import load_causal_lm
 
-            model_obj, tokenizer = load_causal_lm(model, device, dtype)
+            model_obj, tokenizer = load_causal_lm(model, device, dtype, missing_head)
         self.model, self.tok = model_obj.eval(), tokenizer
         if self.tok.pad_token_id is None:
             self.tok.pad_token = self.tok.eos_token
@@ -218,36 +219,44 @@ class HFBackend:
                 todo.append(i)
             else:
                 results[i] = TokenScores([], [])
-        singles: list[int] = []
-        for trunk, members in _trunks(todo, items) if self.prefix_reuse else []:
-            if len(members) > 1:
+        if not self.prefix_reuse:
+            self._score_sequences([_single(i, items) for i in todo], items, results)
+            return results  # type: ignore[return-value]
+        sequences = []
+        for trunk, members in _trunks(todo, items):
+            if len(members) == 1:
+                sequences.append(_single(members[0], items))
+                continue
+            spine, covered, rest = _tree(trunk, members, items)
+            if rest or self.kv_store.peek(spine, min(start for _, start in covered) - 1):
                 self._score_tree(trunk, members, items, results)
-            else:
-                singles.extend(members)
-        self._score_full(singles if self.prefix_reuse else todo, items, results)
+            else:  # every branch lies on the spine and nothing is stored: one row of a batched forward
+                sequences.append((spine, covered))
+        self._score_sequences(sequences, items, results)
         return results  # type: ignore[return-value]
 
-    def _score_full(self, idxs, items, results) -> None:
-        seqs = {i: items[i][0] + items[i][1] + items[i][2] for i in idxs}
-        starts = {i: len(items[i][0]) + len(items[i][1]) for i in idxs}  # first scored token
-        lengths = {i: len(seqs[i]) for i in idxs}
-        order = sorted(idxs, key=lambda i: lengths[i])
+    def _score_sequences(self, sequences: list[tuple[list[int], list[tuple[int, int]]]], items, results) -> None:
+        """Plain forwards, length-sorted and batched by the token budget: each sequence scores the branches
+        whose continuations lie on it, (item, position of its first continuation token)."""
+        lengths = [len(seq) for seq, _ in sequences]
+        order = sorted(range(len(sequences)), key=lambda k: lengths[k])
         pad = self.tok.pad_token_id
         for batch in self._batches(order, lengths):
-            width = max(lengths[i] for i in batch)
+            width = max(lengths[k] for k in batch)
             ids = torch.full((len(batch), width), pad, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for r, i in enumerate(batch):  # right padding: pads come after every real token
-                ids[r, : lengths[i]] = torch.tensor(seqs[i])
-                mask[r, : lengths[i]] = 1
-            first = min(starts[i] for i in batch) - 1  # first predicting position
+            for r, k in enumerate(batch):  # right padding: pads come after every real token
+                ids[r, : lengths[k]] = torch.tensor(sequences[k][0])
+                mask[r, : lengths[k]] = 1
+            first = min(start for k in batch for _, start in sequences[k][1]) - 1  # first predicting position
             keep = torch.arange(first, width - 1, device=self.device)
             logits = self.model(
                 input_ids=ids.to(self.device), attention_mask=mask.to(self.device), logits_to_keep=keep
             ).logits
-            for r, i in enumerate(batch):
-                a = starts[i] - 1 - first
-                results[i] = self._gather(logits[r, a : a + len(items[i][2])], items[i][2])
+            for r, k in enumerate(batch):
+                for i, start in sequences[k][1]:
+                    a = start - 1 - first
+                    results[i] = self._gather(logits[r, a : a + len(items[i][2])], items[i][2])
 
     def _score_tree(self, trunk: tuple[int, ...], idxs, items, results) -> None:
         """Items whose prefixes nest (all are prefixes of `trunk`), from one forward over a spine: the trunk
@@ -255,13 +264,9 @@ class HFBackend:
         the same solution, a duplicate candidate) is read off that forward; the others run only their middle
         and continuation on the spine's KV cache, cut back to their prefix (longest prefixes first, so the
         cut only ever removes)."""
-        full = {i: items[i][0] + items[i][1] + items[i][2] for i in idxs}
-        spine = max((full[i] for i in idxs if len(items[i][0]) == len(trunk)), key=len)
-        covered = [i for i in idxs if len(full[i]) <= len(spine) and spine[: len(full[i])] == full[i]]
-        rest: dict[int, list[int]] = {}
-        for i in sorted(set(idxs) - set(covered)):
-            rest.setdefault(len(items[i][0]), []).append(i)
-        windows = {i: range(len(full[i]) - len(items[i][2]) - 1, len(full[i]) - 1) for i in covered}
+        spine, on_spine, rest = _tree(trunk, idxs, items)
+        covered = [i for i, _ in on_spine]
+        windows = {i: range(start - 1, start - 1 + len(items[i][2])) for i, start in on_spine}
         keep = sorted({j for w in windows.values() for j in w} | {n - 1 for n in rest})
         # what an earlier call computed (the trajectory before this round's step) is not computed again
         start, cache = self.kv_store.lookup(spine, keep[0]) if self.prefix_reuse else (0, None)
@@ -325,6 +330,28 @@ class HFBackend:
         return TokenScores(token_ids=list(targets), logprobs=picked.tolist())
 
 
+def _single(i: int, items) -> tuple[list[int], list[tuple[int, int]]]:
+    p, m, c = items[i]
+    return p + m + c, [(i, len(p) + len(m))]
+
+
+def _tree(trunk, idxs, items):
+    """(spine, [(item, start)] of the items that lie on it, {prefix length: [items]} of the others): the spine
+    is the trunk followed by one of its own items, the longest."""
+    full = {i: items[i][0] + items[i][1] + items[i][2] for i in idxs}
+    spine = max((full[i] for i in idxs if len(items[i][0]) == len(trunk)), key=len)
+    covered = [
+        (i, len(full[i]) - len(items[i][2]))
+        for i in idxs
+        if len(full[i]) <= len(spine) and spine[: len(full[i])] == full[i]
+    ]
+    on = {i for i, _ in covered}
+    rest: dict[int, list[int]] = {}
+    for i in sorted(set(idxs) - on):
+        rest.setdefault(len(items[i][0]), []).append(i)
+    return spine, covered, rest
+
+
 def _crop(cache, length: int) -> None:
     """Cut a KV cache back to its first `length` positions (transformers 5 takes the count to remove)."""
     extra = cache.get_seq_length() - length
@@ -375,6 +402,10 @@ class KVStore:
         self.hits += 1
         self.reused_tokens += best
         return best, _cropped(self.entries[best_key], best)
+
+    def peek(self, ids: Sequence[int], limit: int) -> int:
+        """The longest stored common prefix with `ids` (at most `limit`), without using it."""
+        return max((_common_prefix(key, ids, limit) for key in self.entries), default=0)
 
     def put(self, ids: Sequence[int], cache) -> None:
         if not self.budget or not ids:

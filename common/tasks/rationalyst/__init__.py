@@ -97,14 +97,16 @@ def choose_shots(task, pool: list[dict], n: int, seed: int, exclude: set[str] = 
     return {k: v if n >= len(v) else random.Random(seed).sample(v, n) for k, v in groups.items()}
 
 
-def context(task, example: dict, shots: dict[str, list[dict]]) -> list[dict]:
-    """6.2: [system] + per shot (user = its prefix, one assistant turn per step) + user = the question's prefix."""
+def context(task, example: dict, shots: dict[str, list[dict]], one_turn: bool = False) -> list[dict]:
+    """6.2: [system] + per shot (user = its prefix, one assistant turn per step) + user = the question's prefix.
+    `one_turn`: each shot's steps as one assistant turn (plain few-shot chain of thought)."""
     messages = []
     system = system_prompt(task, example)
     if system:
         messages.append({"role": "system", "content": system})
     for shot in shots.get(shot_key(task, example), []):
         messages.append({"role": "user", "content": task.prefix(shot)})
-        messages += [{"role": "assistant", "content": s} for s in task.shot_steps(shot)]
+        steps = task.shot_steps(shot)
+        messages += [{"role": "assistant", "content": s} for s in ([" ".join(steps)] if one_turn else steps)]
     messages.append({"role": "user", "content": task.prefix(example)})
     return messages
