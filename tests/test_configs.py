@@ -157,6 +157,12 @@ PAPER = {
         "lora_dropout": (0.1, "6: lora_dropout=0.1"),
     },
     "refiner_predict.yaml": {"task": ("mwp", "5: SVAMP"), "turns": (0, "5: T by critic, see the test below")},
+    "verify_steps.yaml": {  # rationalyst.md 6.1 and 6.3: the inference scorer applied to labelled steps
+        "backend": ("openai", "6.1: vLLM servers"),
+        "model": (LLAMA3, "6.1: the hard-coded scorer"),
+        "rationale_model": ("rationalyst", "6.1: the fine-tuned rationale model, served as rationalyst"),
+        "rationale_max_tokens": (1000, "6.3 step 1: max_tokens 1000"),
+    },
     **{
         f"inference{suffix}.yaml": {**INFERENCE, "dataset": (name, "6.2: the recipe's data set")}
         for suffix, name in [("", "gsm8k")]
