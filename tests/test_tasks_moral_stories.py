@@ -9,7 +9,7 @@ from common.tasks.refiner.format import NO_HINT
 from tests.conftest import shared_data
 
 BRIAN_Z = (
-    "You should help others when they're in danger. <|M_ACT|> Brian drags his hose next door and starts "
+    f"You should help others when they're in danger. {ms.M_ACT} Brian drags his hose next door and starts "
     "putting out the fire at his neighbor's house."
 )
 
@@ -24,7 +24,10 @@ def test_actor_and_prep_files_give_the_same_x_and_z(prep):
     raw = json.loads(shared_data("refiner", "moral_stories", "actor_dev.json").read_text())
     assert len(actor) == len(prep) == 1000
     assert [(a["id"], a["x"], a["z"]) for a in actor] == [(p["id"], p["x"], p["z"]) for p in prep]
-    assert [(r["actor_input"], r["actor_output"]) for r in raw] == [(a["x"], a["z"]) for a in actor]  # refiner.md 1.3
+    # refiner.md 1.3, with format.M_ACT for <|M_ACT|> (issue 13.1)
+    assert [(r["actor_input"], r["actor_output"].replace("<|M_ACT|>", ms.M_ACT)) for r in raw] == [
+        (a["x"], a["z"]) for a in actor
+    ]
     assert prep[0]["z"] == BRIAN_Z and prep[0]["x"].endswith("with his hose. <|NRM|>")
     assert actor[0]["anti_norms"] == [] and actor[0]["norm_sentiment"] == 1  # no prep fields: polarity of the norm
 
@@ -47,12 +50,14 @@ def test_moral_stories_jsonl_and_bad_records(tmp_path):
         ms.load_examples(path)
     (ex,) = ms.load_examples(path, "skip")
     assert ex["x"] == "<|SIT|> Ann has a guest. <|INT|> Ann wants to read. <|I_ACT|> Ann reads her book. <|NRM|>"
-    assert ex["z"] == "It's rude to ignore a guest. <|M_ACT|> Ann chats with her guest." and ex["norm_sentiment"] == -1
+    assert (
+        ex["z"] == f"It's rude to ignore a guest. {ms.M_ACT} Ann chats with her guest." and ex["norm_sentiment"] == -1
+    )
 
 
 def test_oracle_on_worked_examples(prep):
     brian = prep[0]  # norm_sentiment 2, norm_action "helping others when they're in danger."
-    act = " <|M_ACT|> Brian drags his hose next door."
+    act = f" {ms.M_ACT} Brian drags his hose next door."
     cases = [
         (BRIAN_Z, NO_HINT),
         ("It is right to help others when they're in danger." + act, NO_HINT),  # a paraphrase
@@ -74,7 +79,7 @@ def test_every_perturbation_changes_z_and_gets_its_feedback(prep):
     for ex in prep:
         for kind, wrong in ms.perturbations(ex, random.Random(0)):
             counts[kind] += 1
-            assert wrong != ex["z"] and wrong.endswith(" <|M_ACT|> " + ex["moral_action"])
+            assert wrong != ex["z"] and wrong.endswith(f" {ms.M_ACT} " + ex["moral_action"])
             feedback = ms.critique(ex, wrong)
             if kind == "paraphrase":
                 assert feedback == NO_HINT
@@ -87,7 +92,7 @@ def test_every_perturbation_changes_z_and_gets_its_feedback(prep):
 
 def test_every_fake_norm_is_used_and_keeps_its_case(prep):
     brian = prep[0]
-    fakes = [w.split(" <|M_ACT|> ")[0] for k, w in ms.perturbations(brian, random.Random(0)) if k == "fake_norm"]
+    fakes = [w.split(f" {ms.M_ACT} ")[0] for k, w in ms.perturbations(brian, random.Random(0)) if k == "fake_norm"]
     assert len(fakes) == len(brian["fake_norms"]) == 7  # the reference dropped the last one
     assert fakes[-1] == "It's right to protect property"
     wrongs = [w for _, w in ms.perturbations(prep[3], random.Random(0))]
@@ -120,3 +125,22 @@ def test_overlap_metrics_on_hand_made_predictions(prep):
         "action_token_f1": 50.0,
         "norm_no_hint": 100.0,
     }
+
+
+@pytest.mark.parametrize(
+    "norm,sign",
+    [
+        ("Lying to your parents is bad.", -1),  # issue 13.4: the judgment at the end
+        ("Stealing from a store is wrong", -1),
+        ("Cheating on your partner is really hurtful.", -1),
+        ("Helping your neighbors is good.", 1),
+        ("Keeping promises to your friends is expected.", 1),
+        ("Don't lie to your friends.", -1),
+        ("Never cheat.", -1),
+        ("You shouldn't lie to your friends.", -1),
+        ("It's good to help people who are not well.", 1),  # the action's "not" is not the judgment
+        ("Family members should not fight at the table.", -1),  # no known prefix or suffix: the whole sentence
+    ],
+)
+def test_polarity_reads_the_judgment_wherever_it_is(norm, sign):
+    assert ms.polarity(norm) == sign
