@@ -144,3 +144,56 @@ def test_overlap_metrics_on_hand_made_predictions(prep):
 )
 def test_polarity_reads_the_judgment_wherever_it_is(norm, sign):
     assert ms.polarity(norm) == sign
+
+
+# issue 18.8: each perturbation of two dev stories with its feedback written out by hand from refiner.md 2.4
+# (a fake norm's hint is the gold norm_action, negated when its judgment and the gold's disagree), not read
+# from the lists the oracle reads
+BRIAN_HELPS = "helping others when they're in danger."
+ANN_CAREFUL = "being careful around your friend's things."
+EXPECTED_PERTURBATIONS = {
+    0: [
+        ("paraphrase", "It's good to help others when they're in danger.", NO_HINT),
+        ("paraphrase", "It is right to help others when they're in danger.", NO_HINT),
+        ("paraphrase", "It's usual to help others when they're in danger.", NO_HINT),
+        ("paraphrase", "It's proper to help others when they're in danger.", NO_HINT),
+        ("paraphrase", "It's important to help others when they're in danger.", NO_HINT),
+        ("contradiction", "It's wrong not to help others when they're in danger.", "contradiction"),
+        ("fake_norm", "You must keep the fire", BRIAN_HELPS),
+        ("fake_norm", "It is usual to be on fire", BRIAN_HELPS),
+        ("fake_norm", "It's rude to put out the fire at house", "not " + BRIAN_HELPS),
+        ("fake_norm", "You must spread to house", BRIAN_HELPS),
+        ("fake_norm", "It is bad to spray any flames on property with hose", "not " + BRIAN_HELPS),
+        ("fake_norm", "It's rude to drag hose", "not " + BRIAN_HELPS),
+        ("fake_norm", "It's right to protect property", BRIAN_HELPS),
+    ],
+    1: [
+        ("paraphrase", "It is good to be careful around your friend's things.", NO_HINT),
+        ("paraphrase", "It is right to be careful around your friend's things.", NO_HINT),
+        ("paraphrase", "It's usual to be careful around your friend's things.", NO_HINT),
+        ("paraphrase", "It is proper to be careful around your friend's things.", NO_HINT),
+        ("paraphrase", "It is important to be careful around your friend's things.", NO_HINT),
+        ("paraphrase", "You should be heedful around your friend's things.", NO_HINT),
+        ("paraphrase", "You should be deliberate around your friend's things.", NO_HINT),
+        ("contradiction", "It's rude to be careful around your friend's things.", "contradiction"),
+        ("contradiction", "It is bad to be careful around your friend's things.", "contradiction"),
+        ("contradiction", "It is unusual to be careful around your friend's things.", "contradiction"),
+        ("contradiction", "You mustn't be careful around your friend's things.", "contradiction"),
+        ("contradiction", "It's wrong to be careful around your friend's things.", "contradiction"),
+        ("contradiction", "You should be careless around your friend's things.", "contradiction"),
+        ("fake_norm", "It's wrong to turn on some music", "not " + ANN_CAREFUL),
+        ("fake_norm", "You mustn't perform an aerobic routine in livingroom", "not " + ANN_CAREFUL),
+        ("fake_norm", "It is wrong to get some exercise", "not " + ANN_CAREFUL),
+        ("fake_norm", "You shouldn't be house sitting for a friend", "not " + ANN_CAREFUL),
+        ("fake_norm", "It's bad to perform an aerobic routine", "not " + ANN_CAREFUL),
+        ("fake_norm", "It's unusual to go out to the yard", "not " + ANN_CAREFUL),
+    ],
+}
+
+
+@pytest.mark.parametrize("index", sorted(EXPECTED_PERTURBATIONS))
+def test_perturbations_of_two_stories_get_the_hand_written_feedback(prep, index):
+    ex = prep[index]
+    got = [(kind, ms.norm_of(wrong), ms.critique(ex, wrong)) for kind, wrong in ms.perturbations(ex, random.Random(0))]
+    assert got == EXPECTED_PERTURBATIONS[index]
+    assert all(w.endswith(f" {ms.M_ACT} {ex['moral_action']}") for _, w in ms.perturbations(ex, random.Random(0)))
