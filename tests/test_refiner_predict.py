@@ -5,7 +5,7 @@ import torch
 
 from common import training
 from common.tasks.refiner import mwp
-from common.tasks.refiner.format import NO_HINT, critic_input
+from common.tasks.refiner.format import NO_HINT, critic_input, is_no_hint, refine_input
 from common.tasks.refiner.seq2seq import generate, load_seq2seq
 from model_inference import refiner_predict
 from tests.conftest import CSV
@@ -137,6 +137,61 @@ def test_trained_critic_feedback_is_what_the_generator_sees(trained, tmp_path):
         assert r["turns"][0]["feedback"] == said  # the trained critic, not the oracle
         assert len(r["turns"]) == (1 if said == NO_HINT else 2)  # paper: T = 1 with a trained critic
     assert [row["turn"] for row in json.loads((out / "metrics.json").read_text())["turns"]] == [0, 1]
+
+
+def input_sensitive_t5(tok, out) -> str:
+    """An untrained tiny T5 with large initial weights: unlike the conftest one (which ends at once), its
+    greedy output depends on all of its input."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(0)
+    cfg = T5Config(
+        vocab_size=len(tok),
+        d_model=64,
+        d_kv=16,
+        d_ff=128,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=4,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        decoder_start_token_id=tok.pad_token_id,
+        initializer_factor=20.0,
+    )
+    T5ForConditionalGeneration(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return str(out)
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model on a busy CPU: several threads only contend
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_turn_one_is_generated_from_x_the_previous_z_and_the_trained_critics_feedback(
+    tiny_tokenizer, tmp_path, one_thread
+):
+    # issue 18.1: a critic that gives feedback (this untrained one never says "No hint."), so the refinement
+    # input is used; the generator's output depends on all of its input, so turn 1's z shows whether it was
+    # given refine_input(x, z0, the trained critic's feedback), rather than x alone or the oracle's feedback
+    (tmp_path / "mwp.csv").write_text(CSV)
+    out, model_dir = tmp_path / "critic", input_sensitive_t5(tiny_tokenizer, tmp_path / "t5")
+    args = ["--task", "mwp", "--input", str(tmp_path / "mwp.csv"), "--generator", model_dir, "--critic", model_dir]
+    assert refiner_predict.main(args + ["--output", str(out), "--max-new-tokens", "12"]) == 0
+    records = [json.loads(line) for line in (out / "part-00000-of-00001.jsonl").read_text().splitlines()]
+    model, tok = load_seq2seq(model_dir, "cpu")
+    examples = mwp.load_examples(tmp_path / "mwp.csv")
+    z0 = [r["turns"][0]["z"] for r in records]
+    said = generate(model, tok, [critic_input(e["x"], z) for e, z in zip(examples, z0)], max_new_tokens=12)
+    assert [r["turns"][0]["feedback"] for r in records] == said and not any(map(is_no_hint, said))
+    want = generate(model, tok, [refine_input(e["x"], z, f) for e, z, f in zip(examples, z0, said)], max_new_tokens=12)
+    assert [r["turns"][1]["z"] for r in records] == [r["final"] for r in records] == want
+    assert sum(w != z for w, z in zip(want, z0)) >= 4  # turn 1 differs from what x alone gives
+    oracle = [mwp.critique(e, z) for e, z in zip(examples, z0)]
+    assert oracle != said
 
 
 def test_per_turn_metrics_carry_a_stopped_answer_forward():
