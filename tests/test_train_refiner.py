@@ -104,6 +104,55 @@ def test_warm_start_is_loaded_best_saved_and_a_rerun_resumes(data, tiny_t5_dir, 
     assert json.loads((out / "manifest.json").read_text())["stage"] == "train_refiner"
 
 
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_uninterrupted_model_and_best_is_the_best_epochs_weights(
+    data, tiny_t5_dir, tmp_path
+):
+    # issue 18.2: a real learning rate, so every epoch changes the weights. The dev metric is `n` (constant),
+    # so epoch 1 stays the best and best/ must hold epoch 1's weights, not the last epoch's.
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")  # the same arithmetic
+
+    def args(out):
+        return [sys.executable, "-m", "training.train_refiner"] + cfg_for(
+            data, tiny_t5_dir, out, "--epochs", "3", "--lr", "3e-3", "--patience", "0", "--metric", "n"
+        )
+
+    subprocess.run(args(tmp_path / "oneshot"), env=env, cwd=REPO, check=True, capture_output=True)
+    resumed = tmp_path / "resumed"
+    proc = subprocess.Popen(args(resumed), env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while proc.poll() is None and time.time() < deadline and not (resumed / "last" / "state.json").exists():
+        time.sleep(0.001)
+    proc.kill()
+    proc.wait()
+    assert json.loads((resumed / "last" / "state.json").read_text())["epoch"] == 1, "killed too late"
+    epoch1 = torch.load(resumed / "last" / "training.pt", weights_only=False)["model"]
+    subprocess.run(args(resumed), env=env, cwd=REPO, check=True, capture_output=True)
+
+    def weights(path):
+        return load_seq2seq(str(path), "cpu")[0].state_dict()
+
+    one, two = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("oneshot", "resumed"))
+    assert two["resumed_from_epoch"] == 1 and [h["epoch"] for h in two["history"]] == [1, 2, 3]
+    assert one["best"]["epoch"] == two["best"]["epoch"] == 1
+    assert [h["train_loss_per_turn"] for h in one["history"]] == [h["train_loss_per_turn"] for h in two["history"]]
+    last_one = torch.load(tmp_path / "oneshot" / "last" / "training.pt", weights_only=False)["model"]
+    last_two = torch.load(resumed / "last" / "training.pt", weights_only=False)["model"]
+    assert all(torch.equal(last_one[k], last_two[k]) for k in last_one)  # resumed == uninterrupted
+    base, best = weights(tiny_t5_dir), weights(resumed / "best")
+    assert all(torch.equal(best[k], epoch1[k]) for k in best)  # the best epoch's weights
+    assert not all(torch.equal(best[k], last_two[k]) for k in best)  # not the last epoch's
+    assert not all(torch.equal(best[k], base[k]) for k in best)  # and trained
+    assert all(torch.equal(v, weights(tmp_path / "oneshot" / "best")[k]) for k, v in best.items())
+
+
 def test_lora_trains_and_saves_a_merged_model(data, tiny_t5_dir, tmp_path):
     out = tmp_path / "lora"
     assert (
