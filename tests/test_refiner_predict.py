@@ -139,30 +139,6 @@ def test_trained_critic_feedback_is_what_the_generator_sees(trained, tmp_path):
     assert [row["turn"] for row in json.loads((out / "metrics.json").read_text())["turns"]] == [0, 1]
 
 
-def input_sensitive_t5(tok, out) -> str:
-    """An untrained tiny T5 with large initial weights: unlike the conftest one (which ends at once), its
-    greedy output depends on all of its input."""
-    from transformers import T5Config, T5ForConditionalGeneration
-
-    torch.manual_seed(0)
-    cfg = T5Config(
-        vocab_size=len(tok),
-        d_model=64,
-        d_kv=16,
-        d_ff=128,
-        num_layers=2,
-        num_decoder_layers=2,
-        num_heads=4,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-        decoder_start_token_id=tok.pad_token_id,
-        initializer_factor=20.0,
-    )
-    T5ForConditionalGeneration(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return str(out)
-
-
 @pytest.fixture
 def one_thread():
     threads = torch.get_num_threads()
@@ -172,13 +148,13 @@ def one_thread():
 
 
 def test_turn_one_is_generated_from_x_the_previous_z_and_the_trained_critics_feedback(
-    tiny_tokenizer, tmp_path, one_thread
+    input_sensitive_t5_dir, tmp_path, one_thread
 ):
     # issue 18.1: a critic that gives feedback (this untrained one never says "No hint."), so the refinement
     # input is used; the generator's output depends on all of its input, so turn 1's z shows whether it was
     # given refine_input(x, z0, the trained critic's feedback), rather than x alone or the oracle's feedback
     (tmp_path / "mwp.csv").write_text(CSV)
-    out, model_dir = tmp_path / "critic", input_sensitive_t5(tiny_tokenizer, tmp_path / "t5")
+    out, model_dir = tmp_path / "critic", input_sensitive_t5_dir
     args = ["--task", "mwp", "--input", str(tmp_path / "mwp.csv"), "--generator", model_dir, "--critic", model_dir]
     assert refiner_predict.main(args + ["--output", str(out), "--max-new-tokens", "12"]) == 0
     records = [json.loads(line) for line in (out / "part-00000-of-00001.jsonl").read_text().splitlines()]

@@ -7,7 +7,7 @@ import torch
 
 from common.config import parse_config
 from common.tasks.refiner import mwp
-from common.tasks.refiner.seq2seq import load_seq2seq
+from common.tasks.refiner.seq2seq import generate, load_seq2seq
 from tests.conftest import CSV
 from training import train_refiner
 
@@ -63,6 +63,35 @@ def test_each_turn_sees_x_a_sample_and_the_oracle_feedback_on_it(data, tiny_t5_d
             assert m["f"] == mwp.critique(e, m["z"])  # feedback does not accumulate
     loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+@pytest.mark.parametrize("exploration", ["sampled", "greedy", "none"])
+def test_exploration_switch(data, tiny_t5_dir, exploration):
+    # the near-uniform tiny T5: its greedy output is empty, its samples (top-p 1) are not and differ
+    model_dir = tiny_t5_dir
+    cfg = parse_config(
+        train_refiner.TrainRefinerConfig,
+        cfg_for(data, model_dir, "unused", "--exploration", exploration, "--top-p", "1.0"),
+    )
+    model, tok = load_seq2seq(model_dir, "cpu")
+    examples = mwp.load_examples(data)[:3]
+    traces = []
+    for _ in range(2):
+        torch.manual_seed(1 + len(traces))  # sampling differs between the two calls
+        traces.append([])
+        _, per_turn = train_refiner.refiner_loss(model, tok, mwp, examples, cfg, random.Random(0), traces[-1])
+    greedy = generate(model, tok, [e["x"] for e in examples], max_new_tokens=8)
+    if exploration == "none":  # no hypotheses: turn 1 (x -> z) only
+        assert len(per_turn) == 1 and traces[0] == [[e["x"] for e in examples]]
+        return
+    assert len(per_turn) == 3
+    hypotheses = [[STEP.match(text)["z"] for text in trace[1]] for trace in traces]
+    if exploration == "greedy":  # the generator's greedy output, the same every time
+        assert hypotheses == [greedy, greedy]
+    else:  # sampled: top-p samples, not the greedy output
+        assert hypotheses[0] != hypotheses[1] and hypotheses[0] != greedy
+    with pytest.raises(SystemExit, match="--exploration 'beam': one of sampled, greedy, none"):
+        train_refiner.main(cfg_for(data, model_dir, "unused", "--exploration", "beam"))
 
 
 def test_options_are_typed_not_strings():
