@@ -139,6 +139,48 @@ def test_trained_critic_feedback_is_what_the_generator_sees(trained, tmp_path):
     assert [row["turn"] for row in json.loads((out / "metrics.json").read_text())["turns"]] == [0, 1]
 
 
+@pytest.mark.slow
+def test_critic_evaluation_reports_exact_match_and_no_hint_precision_recall(trained, tmp_path):
+    # issue 13 deliver: the critic's own accuracy on critic records (refiner.md 2.6), here its 9 training
+    # records plus 3 perturbations it never saw
+    from common.tasks.refiner.format import critic_scores
+
+    examples = trained["examples"]
+    swap = {"add": "multiply", "subtract": "divide", "multiply": "add", "divide": "subtract"}
+    unseen = {
+        e["id"]: e["z"].replace(f"#0: {op}", f"#0: {swap[op]}") for e in examples for op in [mwp.parse(e["z"])[0].op]
+    }
+    records = [
+        {"id": f"{e['id']}-gold", "kind": "gold", "input": critic_input(e["x"], e["z"]), "target": NO_HINT}
+        for e in examples
+    ]
+    records += [
+        {
+            "id": f"{e['id']}-op",
+            "kind": "operator",
+            "input": critic_input(e["x"], unseen[e["id"]]),
+            "target": mwp.critique(e, unseen[e["id"]]),
+        }
+        for e in examples[3:]
+    ]
+    path = tmp_path / "critic" / "part-00000-of-00001.jsonl"
+    path.parent.mkdir()
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "eval"
+    args = ["--task", "mwp", "--critic", trained["critic"], "--critic-records", str(path.parent), "--output", str(out)]
+    assert refiner_predict.main(args + ["--max-new-tokens", "64"]) == 0
+    got = json.loads((out / "critic_metrics.json").read_text())
+    model, tok = load_seq2seq(trained["critic"], "cpu")
+    said = generate(model, tok, [r["input"] for r in records], max_new_tokens=64)
+    want = critic_scores([r["target"] for r in records], said, [r["kind"] for r in records])
+    assert {k: got[k] for k in want} == want and got["n"] == 9 and got["no_hint_n"] == 6
+    assert got["no_hint_recall"] == got["exact_match_gold"] == 100.0  # the memorised gold hypotheses
+    lines = [json.loads(line) for line in (out / "critic_predictions.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["feedback"]) for r in lines] == [(r["id"], f) for r, f in zip(records, said)]
+    with pytest.raises(SystemExit, match="trained critic"):
+        refiner_predict.main(["--critic", "oracle", "--critic-records", str(path.parent), "--output", str(out)])
+
+
 @pytest.fixture
 def one_thread():
     threads = torch.get_num_threads()

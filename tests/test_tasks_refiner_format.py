@@ -166,3 +166,27 @@ def test_canonical_is_idempotent_and_linear():
     started = time.perf_counter()
     canonical("# " + " " * 300_000 + "' " * 100_000 + "< | m _" * 20_000)
     assert time.perf_counter() - started < 1.0
+
+
+def test_critic_scores_on_hand_made_feedback():
+    from common.tasks.refiner.format import critic_scores, feedback_sentences
+
+    targets = ["No hint.", "No hint.", "the operator in #0 is incorrect. add an operator.", "contradiction"] + [
+        "contradiction"
+    ]
+    said = ["no hint .", "the operator in # 0 is incorrect.", "add an operator. the operator in #0 is incorrect."]
+    said += [NO_HINT, "No hint"]
+    scores = critic_scores(targets, said, ["gold", "gold", "operator", "contradiction", "contradiction"])
+    assert scores == {
+        "n": 5,
+        "feedback_exact_match": 40.0,  # the decoded "No hint" and the reordered sentences (refiner.md 2.6)
+        "no_hint_precision": 33.33,  # said "No hint" three times, once rightly
+        "no_hint_recall": 50.0,  # one of the two gold "No hint." found
+        "no_hint_n": 2,
+        "exact_match_contradiction": 0.0,
+        "exact_match_gold": 50.0,
+        "exact_match_operator": 100.0,
+    }
+    assert feedback_sentences("the second number in #1 is incorrect.") != feedback_sentences("the second number")
+    with pytest.raises(ValueError, match="1 predictions for 5"):
+        critic_scores(targets, said[:1])

@@ -46,3 +46,40 @@ def refine_input(x: str, hypothesis: str, feedback: str) -> str:
 
 def is_no_hint(feedback: str) -> bool:
     return canonical(feedback).rstrip(".").lower() in ("no hint", "no")
+
+
+def feedback_sentences(feedback: str) -> tuple[str, ...]:
+    """Feedback as its sorted, lower-cased sentences: the paper scores the critic "sentence-level,
+    order-insensitive" (refiner.md 2.6). Every "No hint" spelling is one sentence, `no hint`."""
+    if is_no_hint(feedback):
+        return ("no hint",)
+    parts = re.split(r"(?<=[.!?]) ", canonical(feedback).lower())
+    return tuple(sorted(p.rstrip(".!? ") for p in parts if p.rstrip(".!? ")))
+
+
+def critic_scores(targets: list[str], predictions: list[str], kinds: list[str] | None = None) -> dict:
+    """The critic's own accuracy on held-out critic records, in percent (refiner.md 2.6): feedback exact
+    match (sentence-level, order-insensitive), and the precision and recall of its "No hint." (the stop
+    signal of prediction: a false one ends refinement on a wrong answer); exact match per record kind."""
+    if len(targets) != len(predictions):
+        raise ValueError(f"{len(predictions)} predictions for {len(targets)} critic records")
+    match = [feedback_sentences(t) == feedback_sentences(p) for t, p in zip(targets, predictions)]
+    gold_stop = [is_no_hint(t) for t in targets]
+    said_stop = [is_no_hint(p) for p in predictions]
+    both = sum(g and s for g, s in zip(gold_stop, said_stop))
+
+    def pct(num: int, den: int) -> float:
+        return round(100.0 * num / den, 2) if den else float("nan")
+
+    scores = {
+        "n": len(targets),
+        "feedback_exact_match": pct(sum(match), len(targets)),
+        "no_hint_precision": pct(both, sum(said_stop)),
+        "no_hint_recall": pct(both, sum(gold_stop)),
+        "no_hint_n": sum(gold_stop),
+    }
+    if kinds is not None:
+        for kind in sorted(set(kinds)):
+            hits = [m for m, k in zip(match, kinds) if k == kind]
+            scores[f"exact_match_{kind}"] = pct(sum(hits), len(hits))
+    return scores
