@@ -111,6 +111,9 @@ def test_inverted_judgment_without_prep_fields():
 def test_overlap_metrics_on_hand_made_predictions(prep):
     assert ms.rouge_l("the cat sat on the mat", "the cat on the mat") == pytest.approx(2 * 5 / 11)
     assert ms.rouge_l("a b c d", "d c b a") == pytest.approx(2 * 1 / 8)  # LCS 1, bag overlap 4
+    # rouge-score's tokens: lower-cased alphanumeric runs; LCS 4 of 5 and 4 tokens: F = 2 * 4 / (5 + 4)
+    assert ms.rouge_l("You SHOULDN'T lie, ever.", "you shouldn t lie") == pytest.approx(8 / 9)
+    assert ms.rouge_l("lying is bad", "lie is bad") == pytest.approx(2 * 2 / 6)  # no stemming
     assert ms.token_f1("a b c d", "d c b a") == 1.0
     assert ms.rouge_l("", "x") == ms.token_f1("x", "") == 0.0
     examples = prep[:2]
