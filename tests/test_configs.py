@@ -143,6 +143,7 @@ PAPER = {
     },
     "train_refiner.yaml": {  # refiner.md 4 and 6
         "turns": (3, "4: the paper trains with T = 3"),
+        "exploration": ("sampled", "4 step 2: exp_num top-p samples, one kept"),
         "exp_num": (3, "4: --exp_num 3"),
         "top_p": (0.5, "4 step 2.2: top_p=0.5"),
         "lr": (1e-4, "4: --lr 1e-4"),
@@ -155,6 +156,14 @@ PAPER = {
         "lora_r": (8, "6: r=8"),
         "lora_alpha": (32, "6: lora_alpha=32"),
         "lora_dropout": (0.1, "6: lora_dropout=0.1"),
+    },
+    "train_refiner-no_exploration.yaml": {  # refiner.md 8.2's "- exploration" ablation
+        "exploration": ("greedy", "8.2: - exploration"),
+        "turns": (3, "4: the paper trains with T = 3"),
+        "lr": (1e-4, "4: --lr 1e-4"),
+        "batch_size": (8, "4: the README's --batch-size 8"),
+        "grad_accum": (4, "4: --gradient-accumulation 4"),
+        "epochs": (10, "4: the README's --epochs 10"),
     },
     "refiner_predict.yaml": {"task": ("mwp", "5: SVAMP"), "turns": (0, "5: T by critic, see the test below")},
     "verify_steps.yaml": {  # rationalyst.md 6.1 and 6.3: the inference scorer applied to labelled steps

@@ -5,7 +5,7 @@ import torch
 
 from common import training
 from common.tasks.refiner import mwp
-from common.tasks.refiner.format import NO_HINT, critic_input
+from common.tasks.refiner.format import NO_HINT, critic_input, is_no_hint, refine_input
 from common.tasks.refiner.seq2seq import generate, load_seq2seq
 from model_inference import refiner_predict
 from tests.conftest import CSV
@@ -137,6 +137,79 @@ def test_trained_critic_feedback_is_what_the_generator_sees(trained, tmp_path):
         assert r["turns"][0]["feedback"] == said  # the trained critic, not the oracle
         assert len(r["turns"]) == (1 if said == NO_HINT else 2)  # paper: T = 1 with a trained critic
     assert [row["turn"] for row in json.loads((out / "metrics.json").read_text())["turns"]] == [0, 1]
+
+
+@pytest.mark.slow
+def test_critic_evaluation_reports_exact_match_and_no_hint_precision_recall(trained, tmp_path):
+    # issue 13 deliver: the critic's own accuracy on critic records (refiner.md 2.6), here its 9 training
+    # records plus 3 perturbations it never saw
+    from common.tasks.refiner.format import critic_scores
+
+    examples = trained["examples"]
+    swap = {"add": "multiply", "subtract": "divide", "multiply": "add", "divide": "subtract"}
+    unseen = {
+        e["id"]: e["z"].replace(f"#0: {op}", f"#0: {swap[op]}") for e in examples for op in [mwp.parse(e["z"])[0].op]
+    }
+    records = [
+        {"id": f"{e['id']}-gold", "kind": "gold", "input": critic_input(e["x"], e["z"]), "target": NO_HINT}
+        for e in examples
+    ]
+    records += [
+        {
+            "id": f"{e['id']}-op",
+            "kind": "operator",
+            "input": critic_input(e["x"], unseen[e["id"]]),
+            "target": mwp.critique(e, unseen[e["id"]]),
+        }
+        for e in examples[3:]
+    ]
+    path = tmp_path / "critic" / "part-00000-of-00001.jsonl"
+    path.parent.mkdir()
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "eval"
+    args = ["--task", "mwp", "--critic", trained["critic"], "--critic-records", str(path.parent), "--output", str(out)]
+    assert refiner_predict.main(args + ["--max-new-tokens", "64"]) == 0
+    got = json.loads((out / "critic_metrics.json").read_text())
+    model, tok = load_seq2seq(trained["critic"], "cpu")
+    said = generate(model, tok, [r["input"] for r in records], max_new_tokens=64)
+    want = critic_scores([r["target"] for r in records], said, [r["kind"] for r in records])
+    assert {k: got[k] for k in want} == want and got["n"] == 9 and got["no_hint_n"] == 6
+    assert got["no_hint_recall"] == got["exact_match_gold"] == 100.0  # the memorised gold hypotheses
+    lines = [json.loads(line) for line in (out / "critic_predictions.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["feedback"]) for r in lines] == [(r["id"], f) for r, f in zip(records, said)]
+    with pytest.raises(SystemExit, match="trained critic"):
+        refiner_predict.main(["--critic", "oracle", "--critic-records", str(path.parent), "--output", str(out)])
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model on a busy CPU: several threads only contend
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_turn_one_is_generated_from_x_the_previous_z_and_the_trained_critics_feedback(
+    input_sensitive_t5_dir, tmp_path, one_thread
+):
+    # issue 18.1: a critic that gives feedback (this untrained one never says "No hint."), so the refinement
+    # input is used; the generator's output depends on all of its input, so turn 1's z shows whether it was
+    # given refine_input(x, z0, the trained critic's feedback), rather than x alone or the oracle's feedback
+    (tmp_path / "mwp.csv").write_text(CSV)
+    out, model_dir = tmp_path / "critic", input_sensitive_t5_dir
+    args = ["--task", "mwp", "--input", str(tmp_path / "mwp.csv"), "--generator", model_dir, "--critic", model_dir]
+    assert refiner_predict.main(args + ["--output", str(out), "--max-new-tokens", "12"]) == 0
+    records = [json.loads(line) for line in (out / "part-00000-of-00001.jsonl").read_text().splitlines()]
+    model, tok = load_seq2seq(model_dir, "cpu")
+    examples = mwp.load_examples(tmp_path / "mwp.csv")
+    z0 = [r["turns"][0]["z"] for r in records]
+    said = generate(model, tok, [critic_input(e["x"], z) for e, z in zip(examples, z0)], max_new_tokens=12)
+    assert [r["turns"][0]["feedback"] for r in records] == said and not any(map(is_no_hint, said))
+    want = generate(model, tok, [refine_input(e["x"], z, f) for e, z, f in zip(examples, z0, said)], max_new_tokens=12)
+    assert [r["turns"][1]["z"] for r in records] == [r["final"] for r in records] == want
+    assert sum(w != z for w, z in zip(want, z0)) >= 4  # turn 1 differs from what x alone gives
+    oracle = [mwp.critique(e, z) for e, z in zip(examples, z0)]
+    assert oracle != said
 
 
 def test_per_turn_metrics_carry_a_stopped_answer_forward():

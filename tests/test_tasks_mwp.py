@@ -35,6 +35,37 @@ def test_malformed_formulas_raise(z, numbers, error):
         mwp.execute(z, numbers)
 
 
+def test_malformed_formulas_of_any_size_give_formula_error_fast():
+    # issue 13.5: int() refuses over 4,300 digits (a ValueError that crashed metrics() and the oracle), the
+    # comma regex was quadratic on runs of spaces, prefix_to_linear recursed
+    import time
+
+    digits = "9" * 5000
+    ex = {"id": "a", "x": "", "z": "#0: add ( number0, number1 ) | EOS", "numbers": [1.0, 2.0], "answer": 3.0}
+    for z in (
+        f"#0: add ( number{digits}, number1 ) | EOS",
+        f"#0: add ( number0, #{digits} ) | EOS",
+        f"#{digits}: add ( number0, number1 ) | EOS",
+        f"#0: add ( number0, {digits} ) | EOS",
+        f"number{digits} EOS",
+    ):
+        with pytest.raises(mwp.FormulaError):
+            mwp.execute(z, [1.0, 2.0])
+        assert mwp.metrics([ex], [z])["equation_em"] == 0.0
+        assert mwp.oracle_feedback(z, ex["z"]).startswith("add an operator. the operator in #0")  # unreadable
+    started = time.perf_counter()
+    spaces = "#0: add ( number0" + " " * 200_000 + "x, number1 ) | EOS"
+    with pytest.raises(mwp.FormulaError):
+        mwp.parse(spaces)
+    assert mwp.normalize("a" + " " * 200_000 + ", b") == "a, b"
+    deep = "+ " * 5000 + "number0 " * 5001
+    linear = mwp.prefix_to_linear(deep)
+    assert linear.count("|") == 5000 and mwp.execute(linear, [1.0]) == 5001.0
+    with pytest.raises(mwp.FormulaError, match="ends early"):
+        mwp.prefix_to_linear("+ " * 5000 + "number0")
+    assert time.perf_counter() - started < 2.0
+
+
 def trees(max_numbers=4):
     leaf = st.one_of(
         st.integers(0, max_numbers - 1).map(lambda n: f"number{n}"), st.sampled_from(["1.0", "100.0", "0.5"])
@@ -114,11 +145,19 @@ GOLD2 = "#0: multiply ( number1, number2 ) | #1: subtract ( number0, #0 ) |  EOS
             GOLD2,
             "the operator in #1 is incorrect.",
         ),
+        # issue 13.6: the operands of add and multiply are unordered, as in the metric (equations_match)
+        ("#0: multiply ( number2, number1 ) | #1: subtract ( number0, #0 ) | EOS", GOLD2, "No hint."),
+        # the swapped order fits better: the generated step's second operand is the wrong one
         (
-            "#0: multiply ( number2, number1 ) | #1: subtract ( number0, #0 ) | EOS",
+            "#0: multiply ( number2, number0 ) | #1: subtract ( number0, #0 ) | EOS",
             GOLD2,
-            "the first number in #0 is incorrect. the second number in #0 is incorrect.",
+            "the second number in #0 is incorrect.",
         ),
+        (
+            "#0: multiply ( number1, number2 ) | #1: subtract ( #0, number0 ) | EOS",
+            GOLD2,
+            "the first number in #1 is incorrect. the second number in #1 is incorrect.",
+        ),  # subtract is not commutative
         (
             "garbage",
             GOLD1,
@@ -129,6 +168,22 @@ GOLD2 = "#0: multiply ( number1, number2 ) | #1: subtract ( number0, #0 ) |  EOS
 )
 def test_oracle_feedback(generated, gold, feedback):
     assert mwp.oracle_feedback(generated, gold) == feedback
+
+
+def test_oracle_and_metric_agree_on_every_formula_the_metric_counts_right():
+    # issue 13.6: at T=3 a "right" answer must not be sent back with feedback (it could turn wrong)
+    gold = "#0: add ( number0, number1 ) | #1: multiply ( #0, number2 ) | #2: subtract ( #1, number3 ) | EOS"
+    variants = [
+        "#0: add ( number1, number0 ) | #1: multiply ( #0, number2 ) | #2: subtract ( #1, number3 ) | EOS",
+        "#0: add ( number0, number1 ) | #1: multiply ( number2, #0 ) | #2: subtract ( #1, number3 ) | EOS",
+        "#0: add ( number1, number0 ) | #1: multiply ( number2, #0 ) | #2: subtract ( #1, number3 ) | EOS",
+        "#0: add ( number1, number0 ) | #1: multiply ( number2, #0 ) | #2: subtract ( number3, #1 ) | EOS",
+    ]
+    for z in variants:
+        assert (mwp.oracle_feedback(z, gold) == mwp.NO_HINT) is mwp.equations_match(z, gold), z
+    assert mwp.oracle_feedback(variants[-1], gold) == (
+        "the first number in #2 is incorrect. the second number in #2 is incorrect."
+    )
 
 
 def test_oracle_reports_steps_beyond_three_with_the_right_operand():

@@ -164,6 +164,27 @@ def test_metrics_on_hand_made_predictions(train):
         snlr.metrics(examples[:1], ["a", "b"])
 
 
+def test_consequent_scoring_rejects_or_for_and_empty_output_and_keeps_one_article(tmp_path):
+    # issue 13.3
+    (rose,) = hand_made(tmp_path, ROSE)  # y: The rose is boring and big
+    gold = "#0: rose is plant #1: rose is sad #2: violet is purple #3: rose is purple"
+
+    def right(z, example=rose):
+        return snlr.metrics([example], [z])["consequent_accuracy"] == 100.0
+
+    assert right(gold + " #4: rose is big and boring")  # attributes in any order
+    assert not right(gold + " #4: rose is boring or big")  # the critic's logically-invalid error
+    assert (
+        snlr.critique(rose, gold + " #4: rose is boring or big") == "the or operator makes inference rule #4 invalid."
+    )
+    assert right(gold + " #4: the rose is boring and big")
+    assert snlr.consequent("#0: the rose is boring and big", rose) == "The rose is boring and big"  # not "The the"
+    nothing = next(e for e in hand_made(tmp_path, LION))
+    assert right("#0: The argument is invalid!!", nothing)
+    for empty in ("", "   ", "#0:"):
+        assert snlr.consequent(empty, nothing) == "" and not right(empty, nothing)
+
+
 def test_malformed_records_name_file_and_line(tmp_path):
     bad = dict(ROSE, rules=ROSE["rules"][:4] + ["Whenever it rains it pours."])
     path = tmp_path / "srn_bad.json"

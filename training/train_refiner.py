@@ -2,9 +2,11 @@
 
 For each batch and each turn t = 1..T (`--turns`, paper 3):
   1. loss_t = cross-entropy of the gold z given the current input (turn 1: x);
-  2. exploration: `--exp-num` samples (top-p 0.5) from the generator for the current input, in
-     eval mode (the reference sampled with dropout on); one is chosen at random (the paper's
-     "critic randomly selects one hypothesis"; the reference's zero regret always kept the last);
+  2. exploration (`--exploration sampled`, the paper): `--exp-num` samples (top-p 0.5) from the generator
+     for the current input, in eval mode (the reference sampled with dropout on); one is chosen at
+     random (the paper's "critic randomly selects one hypothesis"; the reference's zero regret always
+     kept the last). `greedy`: the generator's greedy output (the paper's "- exploration" ablation,
+     refiner.md 8.2, as read here); `none`: no hypotheses, turn 1 only (x -> z);
   3. the oracle critic (task.critique) gives feedback on it;
   4. next input = refine_input(x, sample, feedback) (common.tasks.refiner.format; feedback does not
      accumulate, as the reference).
@@ -39,6 +41,7 @@ import torch
 from common.artifacts import write_json_atomic, write_manifest
 from common.config import StageConfig, option, parse_config
 from common.models import DeviceOptions, pick_device
+from common.registry import lookup
 from common.stage import log, setup_logging, stage_manifest
 from common.tasks import refiner as refiner_tasks
 from common.tasks.refiner.format import refine_input
@@ -57,6 +60,12 @@ class TrainRefinerConfig(StageConfig, LoraOptions, DeviceOptions):
     )
     model: str = option("", "warm-start generator checkpoint (training.finetune's final/), registry name or Hub id")
     turns: int = option(3, "turns T per example (refiner.md 4: 3; the reference README used 4)")
+    exploration: str = option(
+        "sampled",
+        "hypotheses for the next turn: sampled (the paper: --exp-num top-p samples, one chosen at random), "
+        "greedy (one greedy output; the '- exploration' ablation, refiner.md 8.2) or none (no hypotheses: "
+        "turn 1, x -> z, only)",
+    )
     exp_num: int = option(3, "exploration samples per input and turn (4: 3)")
     top_p: float = option(0.5, "nucleus sampling for exploration (4: 0.5)")
     epochs: int = option(20, "epochs at most (4: 20)")
@@ -86,34 +95,51 @@ def labels_for(tok, examples: list[dict], max_length: int, device) -> torch.Tens
     return labels.to(device)
 
 
+def sampled_hypotheses(model, tok, inputs: list[str], cfg: TrainRefinerConfig, rng: random.Random) -> list[str]:
+    """The paper's exploration (refiner.md 4): `exp_num` top-p samples per input, one chosen at random."""
+    samples = generate(
+        model,
+        tok,
+        inputs,
+        max_length=cfg.max_length,
+        max_new_tokens=cfg.max_new_tokens,
+        batch_size=len(inputs),
+        sample=True,
+        top_p=cfg.top_p,
+        num_return=cfg.exp_num,
+    )
+    return [samples[i * cfg.exp_num + rng.randrange(cfg.exp_num)] for i in range(len(inputs))]
+
+
+def greedy_hypotheses(model, tok, inputs: list[str], cfg: TrainRefinerConfig, rng: random.Random) -> list[str]:
+    """Without exploration: the generator's one greedy output (`rng` unused)."""
+    return generate(
+        model, tok, inputs, max_length=cfg.max_length, max_new_tokens=cfg.max_new_tokens, batch_size=len(inputs)
+    )
+
+
+# --exploration: how the hypothesis of the next turn is drawn; `none` draws none (turn 1 only)
+EXPLORATION = {"sampled": sampled_hypotheses, "greedy": greedy_hypotheses, "none": None}
+
+
 def refiner_loss(
     model, tok, task, examples: list[dict], cfg: TrainRefinerConfig, rng: random.Random, trace: list | None = None
 ) -> tuple[torch.Tensor, list[float]]:
     """Summed loss over turns for one batch, and each turn's loss. `trace` collects the inputs."""
+    hypotheses = lookup(EXPLORATION, cfg.exploration, "--exploration")
+    turns = 1 if hypotheses is None else cfg.turns
     inputs = [e["x"] for e in examples]
     labels = labels_for(tok, examples, cfg.max_length, model.device)
     total, per_turn = None, []
-    for t in range(cfg.turns):
+    for t in range(turns):
         if trace is not None:
             trace.append(list(inputs))
         loss = model(**encode(tok, inputs, cfg.max_length, model.device), labels=labels).loss
         total = loss if total is None else total + loss
         per_turn.append(loss.item())
-        if t == cfg.turns - 1:
+        if t == turns - 1:
             break  # the last turn's samples would be unused
-        samples = generate(
-            model,
-            tok,
-            inputs,
-            max_length=cfg.max_length,
-            max_new_tokens=cfg.max_new_tokens,
-            batch_size=len(inputs),
-            sample=True,
-            top_p=cfg.top_p,
-            num_return=cfg.exp_num,
-        )
-        chosen = [samples[i * cfg.exp_num + rng.randrange(cfg.exp_num)] for i in range(len(examples))]
-        inputs = turn_inputs(task, examples, chosen)
+        inputs = turn_inputs(task, examples, hypotheses(model, tok, inputs, cfg, rng))
     return total, per_turn
 
 
@@ -166,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--input, --model (the warm-start checkpoint) and --output are required")
     if cfg.turns < 1 or cfg.exp_num < 1:
         raise SystemExit("--turns and --exp-num must be at least 1")
+    if cfg.exploration not in EXPLORATION:
+        raise SystemExit(f"--exploration {cfg.exploration!r}: one of {', '.join(EXPLORATION)}")
     setup_logging()
     started = time.time()
     task = refiner_tasks.get_task(cfg.task)
@@ -214,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         random.Random(cfg.seed * 1000 + epoch).shuffle(order)
         rng = random.Random(f"{cfg.seed}-{epoch}")  # which sample is explored, per epoch: resumable
         model.train()
-        turn_sums, batches, epoch_start = [0.0] * cfg.turns, 0, time.time()
+        turn_sums, batches, epoch_start = [0.0] * (1 if cfg.exploration == "none" else cfg.turns), 0, time.time()
         optimizer.zero_grad()
         for b, i in enumerate(range(0, len(order), cfg.batch_size)):
             batch = [train[j] for j in order[i : i + cfg.batch_size]]

@@ -1,8 +1,10 @@
 """Moral Stories (Emelin et al. 2021) for REFINER: moral norm and moral action generation (refiner.md 1.3, 2.4).
 
   x  `<|SIT|> {situation} <|INT|> {intention} <|I_ACT|> {immoral_action} <|NRM|>`   (REFINER's actor_input)
-  z  `{norm} <|M_ACT|> {moral_action}`                                                (REFINER's actor_output)
-The generator writes both; the critic judges the norm (2.1, 2.4), the action is carried along.
+  z  `{norm} Moral action: {moral_action}`     (REFINER's actor_output `{norm} <|M_ACT|> {moral_action}`, with
+     format.M_ACT as the separator: `<|M_ACT|>` does not survive T5's or MiniLM's tokenizer; docs/deviations.md)
+The generator writes both; the critic judges the norm (2.1, 2.4), the action is carried along. Generated z is
+read through format.canonical, which also reads the old marker in any decoded spelling.
 
 Sources (load_examples): REFINER's `actor_{dev,test}.json` ({id, actor_input, actor_output}), its critic prep
 files `critic_{dev,test}_prep.json` (the story plus anti_norm, other_norms (paraphrases), other_anti_norms,
@@ -26,16 +28,17 @@ candidate's first letter is upper-cased without lower-casing the rest (the refer
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from common.tasks.records import load_records
-from common.tasks.refiner.format import NO_HINT
+from common.tasks.refiner.format import M_ACT, NO_HINT, canonical
 
 HUB_ID, HUB_CONFIG = "demelin/moral_stories", "gen-norm$actions+context+consequences-norm_distance"
-M_ACT = "<|M_ACT|>"
+REFINER_M_ACT = "<|M_ACT|>"  # the separator in REFINER's actor files
 CONTRADICTION = "contradiction"
 PERTURBATIONS = ("paraphrase", "contradiction", "fake_norm")
 ALIGNED = 0.5
@@ -49,6 +52,8 @@ JUDGMENT = re.compile(
     r"(?:\s+(?:not|always|never))?|(?:it is|it's|its)\s+(?:not\s+)?[a-z]+(?:\s+(?:to|that|if|when))?"
     r"|(?:should|shouldn't|must|good|bad|wrong|rude|expected))\s+"
 )
+# `... is bad.`, `... is not okay.`, `... are very rude`: a copula, an optional negation or intensifier, one word
+TRAILING_JUDGMENT = re.compile(r"\b(?:is|are|isn't|aren't)\s+(?:not\s+)?(?:(?:very|really|so)\s+)?[a-z]+[.!]?$")
 STOPWORDS = frozenset("a an the to of and or in on at for with your you their them his her it its is be".split())
 # the judgment prefixes of preprocess_moral_stories_for_critic.py (2.4), used to invert a norm
 GOOD = (
@@ -77,15 +82,16 @@ BAD = (
 
 
 def norm_of(z: str) -> str:
-    return z.split(M_ACT, 1)[0].strip()
+    return canonical(z).split(M_ACT, 1)[0].strip()
 
 
 def action_of(z: str) -> str:
-    return z.split(M_ACT, 1)[1].strip() if M_ACT in z else ""
+    text = canonical(z)
+    return text.split(M_ACT, 1)[1].strip() if M_ACT in text else ""
 
 
 def _key(text: str) -> str:
-    return " ".join(text.lower().replace("’", "'").split()).strip(" .!")
+    return canonical(text.replace("’", "'")).lower().strip(" .!")
 
 
 def _cap(text: str) -> str:
@@ -106,8 +112,13 @@ def split_judgment(norm: str) -> tuple[str, str]:
 
 
 def polarity(norm: str) -> int:
+    """-1 when the norm's judgment is negative. The judgment is the leading prefix (`You shouldn't ...`), else
+    a trailing one (`Lying to your parents is bad.`), else the whole sentence (`Never lie.`)."""
     judgment, action = split_judgment(norm)
-    return -1 if NEGATIVE.search(judgment or " ".join(action.split()[:3])) else 1
+    if not judgment:
+        m = TRAILING_JUDGMENT.search(action)
+        judgment = m.group(0) if m else action
+    return -1 if NEGATIVE.search(judgment) else 1
 
 
 def _f1(a: list[str], b: list[str]) -> float:
@@ -153,11 +164,11 @@ def _example(id_: str, situation: str, intention: str, immoral: str, norm: str, 
 
 def _from_actor(r: dict) -> dict:
     parts = re.split("|".join(re.escape(m) for m in MARKERS), r["actor_input"])
-    if len(parts) != 5 or M_ACT not in r["actor_output"]:
+    if len(parts) != 5 or REFINER_M_ACT not in r["actor_output"]:
         raise ValueError(
             "actor_input is not `<|SIT|> .. <|INT|> .. <|I_ACT|> .. <|NRM|>` or actor_output lacks <|M_ACT|>"
         )
-    norm, moral = (s.strip() for s in r["actor_output"].split(M_ACT, 1))
+    norm, moral = (s.strip() for s in r["actor_output"].split(REFINER_M_ACT, 1))
     return _example(r["id"], parts[1].strip(), parts[2].strip(), parts[3].strip(), norm, moral, {})
 
 
@@ -255,18 +266,17 @@ def perturbations(example: dict, rng: random.Random) -> Iterator[tuple[str, str]
 # ----------------------------------------------------------------------------- metrics
 
 
+@functools.cache
+def _rouge_scorer():
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+
+
 def rouge_l(prediction: str, reference: str) -> float:
-    """ROUGE-L F1 (Lin 2004; beta = 1 as rouge_score's fmeasure) on `tokens`."""
-    a, b = tokens(prediction), tokens(reference)
-    if not a or not b:
-        return 0.0
-    row = [0] * (len(b) + 1)
-    for x in a:  # longest common subsequence, one row at a time
-        prev = 0
-        for j, y in enumerate(b, 1):
-            prev, row[j] = row[j], prev + 1 if x == y else max(row[j], row[j - 1])
-    lcs = row[-1]
-    return 0.0 if not lcs else 2 * lcs / (len(a) + len(b))
+    """ROUGE-L F1 (Lin 2004) from the `rouge-score` package (Google's reimplementation of ROUGE-1.5.5):
+    its fmeasure, beta = 1, no stemming; its tokeniser is `tokens` (lower-cased alphanumeric runs)."""
+    return _rouge_scorer().score(reference, prediction)["rougeL"].fmeasure
 
 
 def token_f1(prediction: str, reference: str) -> float:
@@ -276,7 +286,7 @@ def token_f1(prediction: str, reference: str) -> float:
 
 def metrics(examples: list[dict], predictions: list[str]) -> dict[str, float]:
     """Automatic overlap scores in percent: ROUGE-L F1 and token F1 of the norm and of the moral action
-    (the text before and after <|M_ACT|>), and norm_no_hint, the share the oracle critic accepts. The paper
+    (the text before and after M_ACT), and norm_no_hint, the share the oracle critic accepts. The paper
     judged relevance with human raters (refiner.md 8.4: 100 test stories, 3 judges, 1-5 Likert), having
     rejected word-overlap metrics; these are a cheap proxy, not its measure."""
     if len(examples) != len(predictions):

@@ -21,12 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.tasks.records import load_records
-from common.tasks.refiner.format import NO_HINT
+from common.tasks.refiner.format import NO_HINT, canonical
 
 OPS = ("add", "subtract", "multiply", "divide")
 PREFIX_OPS = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide"}
-STEP_RE = re.compile(r"#(\d+)\s*:\s*([a-z]+)\s*\(\s*([^,()\s]+)\s*,\s*([^,()\s]+)\s*\)")
-OPERAND_RE = re.compile(r"number\d+|#\d+|-?\d+(?:\.\d+)?")
+# Indices and constants are bounded: a model may write any number of digits, and int() refuses more than 4,300
+# (ValueError, not FormulaError); no problem has 10,000 numbers or steps.
+STEP_RE = re.compile(r"#(\d{1,4}) ?: ?([a-z]+) ?\( ?([^,()\s]+) ?, ?([^,()\s]+) ?\)")
+OPERAND_RE = re.compile(r"number\d{1,4}|#\d{1,4}|-?\d{1,15}(?:\.\d{1,15})?")
 
 
 class FormulaError(ValueError):
@@ -41,14 +43,13 @@ class Step:
 
 
 def normalize(formula: str) -> str:
-    """Canonical spelling and spacing: `#0: subtract ( number0, number1 ) | EOS`. Also undoes what an
-    uncased WordPiece tokenizer does to a decoded formula (`# 0 : add ( number0, 100. 0 ) | eos`)."""
-    text = formula.lower().replace("substract", "subtract").replace("<end>", "EOS").replace("'", "")
+    """Canonical spelling and spacing: `#0: subtract ( number0, number1 ) | EOS`. Reads decoded text through
+    format.canonical (what an uncased WordPiece tokenizer does to a formula: `# 0 : add ( number0, 100. 0 )
+    | eos`). Linear time: whitespace is collapsed before any pattern with optional spaces runs."""
+    text = canonical(formula.lower().replace("substract", "subtract").replace("<end>", "EOS").replace("'", ""))
     text = re.sub(r"\beos\b", "EOS", text)
-    text = re.sub(r"#\s+(\d)", r"#\1", text)
-    text = re.sub(r"(#\d+)\s*:", r"\1:", text)
-    text = re.sub(r"(\d)\s*\.\s*(\d)", r"\1.\2", text)
-    text = re.sub(r"\s*,\s*", ", ", text)
+    text = re.sub(r"(\d) ?\. ?(\d)", r"\1.\2", text)
+    text = re.sub(r" ?, ?", ", ", text)
     return " ".join(text.split())
 
 
@@ -121,45 +122,58 @@ def answers_match(prediction: float | None, gold: float, rel: float = 1e-4) -> b
 
 
 def prefix_to_linear(prefix: str) -> str:
-    """`- number0 * number1 number2` -> `#0: multiply ( number1, number2 ) | #1: subtract ( number0, #0 ) | EOS`."""
+    """`- number0 * number1 number2` -> `#0: multiply ( number1, number2 ) | #1: subtract ( number0, #0 ) | EOS`.
+    Steps are numbered in post-order (left operand first), with an explicit stack: any depth, no recursion."""
     tokens = prefix.split()
     steps: list[str] = []
-
-    def node(i: int) -> tuple[str, int]:
-        if i >= len(tokens):
-            raise FormulaError(f"prefix equation ends early: {prefix!r}")
-        tok = tokens[i]
+    pending: list[tuple[str, list[str]]] = []  # operators still waiting for operands
+    root = None
+    for tok in tokens:
+        if root is not None:
+            raise FormulaError(f"extra tokens after the prefix equation: {prefix!r}")
         if tok in PREFIX_OPS:
-            a, i = node(i + 1)
-            b, i = node(i)
-            steps.append(f"#{len(steps)}: {PREFIX_OPS[tok]} ( {a}, {b} )")
-            return f"#{len(steps) - 1}", i
+            pending.append((tok, []))
+            continue
         if not OPERAND_RE.fullmatch(tok):
             raise FormulaError(f"bad token {tok!r} in prefix equation {prefix!r}")
-        return tok, i + 1
-
-    root, end = node(0)
-    if end != len(tokens):
-        raise FormulaError(f"extra tokens after the prefix equation: {prefix!r}")
+        value = tok
+        while pending:
+            op, operands = pending[-1]
+            operands.append(value)
+            if len(operands) < 2:
+                break
+            pending.pop()
+            steps.append(f"#{len(steps)}: {PREFIX_OPS[op]} ( {operands[0]}, {operands[1]} )")
+            value = f"#{len(steps) - 1}"
+        else:
+            root = value
+    if root is None:
+        raise FormulaError(f"prefix equation ends early: {prefix!r}")
     return " | ".join(steps) + " | EOS" if steps else f"{root} EOS"
 
 
 # ----------------------------------------------------------------------------- oracle critic (2.3)
 
 
+COMMUTATIVE = ("add", "multiply")
+
+
 def oracle_feedback(generated: str, gold: str) -> str:
     """Fine-grained feedback on a generated formula against the gold one (refiner.md 2.3), fixed:
     every step is reported (the reference stopped at #3 and misplaced #3's first operand),
     operands are compared wherever they are (constants too), subtraction is an operator like
-    the others. Messages: "add an operator." / "remove an operator." then, per step k,
-    "the operator in #k is incorrect.", "the first number in #k is incorrect.",
-    "the second number in #k is incorrect."; "No hint." when correct."""
+    the others, and the operands of a gold add or multiply are unordered, as in the metric
+    (equations_match; refiner.md 4's commutative exact match; docs/deviations.md): a formula the
+    metric counts as right gets "No hint.", so refinement cannot turn it wrong. Messages: "add an
+    operator." / "remove an operator." then, per step k, "the operator in #k is incorrect.", "the
+    first number in #k is incorrect.", "the second number in #k is incorrect." (first and second as
+    the generated step writes them); "No hint." when correct."""
     gold_steps = _as_steps(parse(gold))
     try:
         gen_steps = _as_steps(parse(generated))
     except FormulaError:
         gen_steps = []  # unreadable output: every gold step is reported
-    if gen_steps == gold_steps:
+    if gen_steps and _key(gen_steps) == _key(gold_steps):
         return NO_HINT
     messages = []
     if len(gold_steps) > len(gen_steps):
@@ -170,11 +184,28 @@ def oracle_feedback(generated: str, gold: str) -> str:
         have = gen_steps[k] if k < len(gen_steps) else None
         if have is None or have.op != want.op:
             messages.append(f"the operator in #{k} is incorrect.")
-        if have is None or have.a != want.a:
+        first_wrong, second_wrong = _operands_wrong(have, want)
+        if first_wrong:
             messages.append(f"the first number in #{k} is incorrect.")
-        if have is None or have.b != want.b:
+        if second_wrong:
             messages.append(f"the second number in #{k} is incorrect.")
     return " ".join(messages) if messages else NO_HINT
+
+
+def _operands_wrong(have: Step | None, want: Step) -> tuple[bool, bool]:
+    """Which of the generated step's operands are wrong; for a commutative gold step, against the gold's
+    operands in whichever order fits better (the written order on a tie)."""
+    if have is None:
+        return True, True
+    straight = (have.a != want.a, have.b != want.b)
+    if want.op not in COMMUTATIVE:
+        return straight
+    swapped = (have.a != want.b, have.b != want.a)
+    return swapped if sum(swapped) < sum(straight) else straight
+
+
+def _key(steps: list[Step]) -> tuple:
+    return tuple((s.op, *sorted((s.a, s.b))) if s.op in COMMUTATIVE else (s.op, s.a, s.b) for s in steps)
 
 
 def _as_steps(parsed: list[Step] | str) -> list[Step]:
@@ -272,10 +303,9 @@ def equation_key(formula: str):
     (refiner.md 4: commutative exact match; the reference only swapped one pair at a time and
     misread later steps). None when the formula does not parse."""
     try:
-        steps = _as_steps(parse(formula))
+        return _key(_as_steps(parse(formula)))
     except FormulaError:
         return None
-    return tuple((s.op, *sorted((s.a, s.b))) if s.op in ("add", "multiply") else (s.op, s.a, s.b) for s in steps)
 
 
 def equations_match(generated: str, gold: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from common.models import load_tokenizer, pick_device, resolve
+from common.tasks.refiner.format import canonical
 
 
 def load_seq2seq(name: str, device: str = "auto"):
@@ -24,6 +25,12 @@ def encode(tok, texts: list[str], max_length: int, device) -> dict:
         texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt", return_token_type_ids=False
     )
     return {k: v.to(device) for k, v in enc.items()}
+
+
+def decode(tok, ids) -> list[str]:
+    """Generated ids as text in the layout the task parsers read: special tokens dropped, then
+    format.canonical (a WordPiece decode's `# 0 :` and `moral action :` written back)."""
+    return [canonical(t) for t in tok.batch_decode(ids, skip_special_tokens=True)]
 
 
 @torch.no_grad()
@@ -49,7 +56,7 @@ def generate(
             enc = encode(tok, texts[i : i + batch_size], max_length, model.device)
             kw = dict(do_sample=True, top_p=top_p, top_k=0) if sample else dict(do_sample=False)
             ids = model.generate(**enc, max_new_tokens=max_new_tokens, num_return_sequences=num_return, **kw)
-            out.extend(t.strip() for t in tok.batch_decode(ids, skip_special_tokens=True))
+            out.extend(decode(tok, ids))
     finally:
         model.train(was_training)
     return out

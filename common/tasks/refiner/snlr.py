@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from common.tasks.records import load_records
-from common.tasks.refiner.format import NO_HINT
+from common.tasks.refiner.format import NO_HINT, canonical
 
 INVALID = "The argument is invalid!!"
 PERTURBATIONS = ("missing_link", "missing_implicit_knowledge", "logically_invalid")
@@ -81,8 +81,9 @@ GENERIC = {word: group for group, words in SYNONYMS.items() for word in words}
 
 
 def steps(z: str) -> list[str]:
-    """The steps of z, whitespace collapsed, without their `#k:` labels."""
-    return [" ".join(s.split()).rstrip(".") for s in STEP_SPLIT.split(z) if s.strip()]
+    """The steps of z read through format.canonical (a WordPiece decode's `# 0 :` is `#0:`), without their
+    `#k:` labels."""
+    return [s.strip().rstrip(".") for s in STEP_SPLIT.split(canonical(z)) if s.strip()]
 
 
 def render(step_list: list[str]) -> str:
@@ -103,12 +104,16 @@ def _atom(step: str) -> tuple[str, list[str], str | None]:
 
 
 def consequent(z: str, example: dict) -> str:
-    """y read off z: the last step with the subject's article (`The poppy is strong`), or `Nothing`."""
+    """y read off z: the last step with the subject's article (`The poppy is strong`, also from a step that
+    writes `the poppy is strong`), `Nothing` when z concludes that the argument is invalid, "" for an empty z
+    (no answer, not a correct `Nothing`)."""
     st = steps(z)
-    if not st or _key(st[-1]) == _key(INVALID):
+    if not st:
+        return ""
+    if _key(st[-1]) == _key(INVALID):
         return "Nothing"
     article = "The " if example["fact"].startswith("The ") else ""
-    return article + st[-1]
+    return article + re.sub(r"^the ", "", st[-1], flags=re.IGNORECASE)
 
 
 # ----------------------------------------------------------------------------- loading
@@ -254,22 +259,27 @@ def perturbations(example: dict, rng: random.Random) -> Iterator[tuple[str, str]
 # ----------------------------------------------------------------------------- metrics (8.3)
 
 
-def _conclusion(y: str) -> tuple[str, frozenset]:
+def _conclusion(y: str) -> tuple[str, frozenset, str | None] | None:
+    """(subject, attributes, and/or) of a consequent: `A or B` is not `A and B` (the error the critic flags);
+    None when y is empty or not `X is A`."""
     if y.strip().rstrip(".").lower() == "nothing":
-        return "nothing", frozenset()
-    subject, attrs, _ = _atom(re.sub(r"^the ", "", y.strip(), flags=re.I))
-    return subject, frozenset(attrs)
+        return "nothing", frozenset(), None
+    subject, attrs, conj = _atom(re.sub(r"^the ", "", y.strip(), flags=re.I))
+    return (subject, frozenset(attrs), conj) if subject and attrs else None
 
 
 def metrics(examples: list[dict], predictions: list[str]) -> dict[str, float]:
-    """In percent: ir_exact_match, the generated z's steps equal the gold's (whitespace, case and the `#k:`
-    labels normalised); consequent_accuracy, y read off z (`consequent`) names the gold's subject and
-    attributes (in any order), or is `Nothing` when the gold is."""
+    """In percent: ir_exact_match, the generated z's steps equal the gold's (read through format.canonical; case
+    and the `#k:` labels normalised); consequent_accuracy, y read off z (`consequent`) names the gold's subject
+    and attributes (in any order) with the gold's conjunction, or is `Nothing` when the gold is."""
     if len(examples) != len(predictions):
         raise ValueError(f"{len(predictions)} predictions for {len(examples)} examples")
     n = len(examples)
     ir = sum([_key(s) for s in steps(p)] == [_key(s) for s in steps(e["z"])] for e, p in zip(examples, predictions))
-    con = sum(_conclusion(consequent(p, e)) == _conclusion(e["y"]) for e, p in zip(examples, predictions))
+    con = sum(
+        (have := _conclusion(consequent(p, e))) is not None and have == _conclusion(e["y"])
+        for e, p in zip(examples, predictions)
+    )
     return {
         "n": n,
         "ir_exact_match": round(100.0 * ir / n, 2) if n else 0.0,
