@@ -24,6 +24,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Iterable, Iterator
@@ -136,6 +137,45 @@ def shard_slice(records: Iterable[Any], index: int, count: int) -> Iterator[Any]
 
 
 # ----------------------------------------------------------------------------- writing
+
+
+class ShardBusyError(SystemExit):
+    """Another process holds this shard's lock (e.g. a requeued Slurm task overlapping the old one)."""
+
+
+class ShardLock:
+    """An exclusive, non-blocking lock on one shard: `part-...jsonl.lock` beside it.
+
+    Held from before the finished-check to after the manifest, so two processes never append to the
+    same journal. The lock file stays (deleting it would race with a process about to lock it); it
+    holds the holder's pid and host, which the refused process names. flock is released by the kernel
+    when the holder dies, so a SIGKILLed holder never blocks a rerun."""
+
+    def __init__(self, out_dir: str | Path, index: int, count: int):
+        self.path = Path(out_dir) / (shard_name(index, count) + ".lock")
+        self._fd: int | None = None
+
+    def __enter__(self) -> ShardLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
+            os.close(fd)
+            raise ShardBusyError(
+                f"{self.path.name[: -len('.lock')]} in {self.path.parent} is being written by another process "
+                f"({holder}); wait for it to end, or stop it, then rerun"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the flock
+            self._fd = None
 
 
 def _fsync_append(fh) -> None:

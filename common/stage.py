@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from common.artifacts import (
     ReadStats,
+    ShardLock,
     ShardWriter,
     file_digest,
     git_commit,
@@ -83,8 +84,18 @@ def run_stage(
     """Run one shard of a stage. Returns the process exit code (0, or EXIT_FAILURES).
 
     `records` defaults to the JSONL input (`cfg.input`); `presharded` says they are this shard's
-    already (a Hub stream split by the data set), so the runner does not slice them again."""
+    already (a Hub stream split by the data set), so the runner does not slice them again.
+    The shard is locked for the whole run: a second process on it exits with a message naming the holder."""
     setup_logging()
+    with ShardLock(cfg.output, cfg.shard_index, cfg.num_shards):
+        return _run_locked_shard(
+            stage, cfg, process, records, batch_size, required, total, extra_counts, extra_info, presharded, read_stats
+        )
+
+
+def _run_locked_shard(
+    stage, cfg, process, records, batch_size, required, total, extra_counts, extra_info, presharded, read_stats
+) -> int:
     check_same_config(cfg)
     writer = ShardWriter(cfg.output, cfg.shard_index, cfg.num_shards)
     if writer.finished:

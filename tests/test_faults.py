@@ -1,0 +1,99 @@
+"""The stage contract under faults and bad input (issue 11), on no-model stages run as real processes.
+
+parse_rationales is the no-model stage that resumes (run_stage); filter_rationales is the one that is
+always redone. Each test pins one defect: it failed before the fix."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARD = "part-00000-of-00001.jsonl"
+VOLATILE = ("wall_seconds", "finished_at")  # manifest fields that are times
+
+
+def write_docs(path: Path, n: int) -> Path:
+    """extract_rationales-style records whose rewrites hold one rationale each."""
+    with open(path, "w", encoding="utf-8") as fh:
+        for i in range(n):
+            text = f"Tom has {i} apples. He buys two more. Now he has {i + 2} apples."
+            rewrite = text.replace(" He buys", " <BOT>He gets more.<EOT> He buys")
+            fh.write(json.dumps({"id": f"d{i}", "source": "t", "input": text, "output": rewrite}) + "\n")
+    return path
+
+
+def parse_cmd(inp: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "sampling.parse_rationales", "--input", str(inp), "--output", str(out), *extra]
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120, **kw)
+
+
+def wait_for_journal(journal: Path, min_lines: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if journal.exists() and len(journal.read_text().splitlines()) >= min_lines:
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"{journal} never reached {min_lines} lines (exit {proc.poll()})")
+
+
+def stable_manifest(out: Path) -> dict:
+    """manifest.json without the fields that are times, for comparing runs."""
+
+    def strip(d):
+        return {k: strip(v) if isinstance(v, dict) else v for k, v in d.items() if k not in VOLATILE}
+
+    merged = json.loads((out / "manifest.json").read_text())
+    merged["shards"] = [strip(s) for s in merged["shards"]]
+    merged["config"] = {k: v for k, v in merged["config"].items() if k != "output"}
+    for s in merged["shards"]:
+        s["config"] = {k: v for k, v in s["config"].items() if k != "output"}
+    return strip(merged)
+
+
+# ----------------------------------------------------------------------------- defect 1: one writer per shard
+
+
+def test_second_process_on_a_shard_is_refused_naming_the_holder(tmp_path):
+    inp = write_docs(tmp_path / "docs.jsonl", 400)
+    out = tmp_path / "out"
+    first = subprocess.Popen(parse_cmd(inp, out, "--batch-size", "1"), cwd=REPO, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_journal(out / (SHARD + ".journal"), 1, first)
+        os.kill(first.pid, signal.SIGSTOP)  # hold it mid-shard while the second one starts
+        second = run(parse_cmd(inp, out, "--batch-size", "1"))
+        os.kill(first.pid, signal.SIGCONT)
+        assert first.wait(timeout=120) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert second.returncode != 0
+    assert "being written by another process" in second.stderr and f"pid {first.pid}" in second.stderr
+    ids = [json.loads(line)["doc_id"] for line in (out / SHARD).read_text().splitlines()]
+    assert ids == [f"d{i}" for i in range(400)]  # each record once, in order
+
+
+def test_two_processes_on_different_shards_both_succeed(tmp_path):
+    inp = write_docs(tmp_path / "docs.jsonl", 200)
+    out = tmp_path / "out"
+    procs = [
+        subprocess.Popen(
+            parse_cmd(inp, out, "--shard-index", str(i), "--num-shards", "2", "--batch-size", "1"),
+            cwd=REPO,
+            stderr=subprocess.DEVNULL,
+        )
+        for i in range(2)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["shards_finished"] == 2 and manifest["counts"]["in"] == 200
+    ids = sorted(json.loads(x)["doc_id"] for p in out.glob("part-*.jsonl") for x in p.read_text().splitlines())
+    assert ids == sorted(f"d{i}" for i in range(200))
