@@ -27,7 +27,7 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,20 +87,26 @@ class ReadStats:
     read: int = 0
     bad: int = 0
     bad_examples: list[str] = field(default_factory=list)
+    location: str | None = None  # file:line of the record read last
 
 
 def read_jsonl(
     path: str | Path, on_bad_record: str = "error", stats: ReadStats | None = None, required: Iterable[str] = ()
 ) -> Iterator[dict[str, Any]]:
-    """Yield the JSON objects of one file; a malformed line errors with file and line, or is counted."""
+    """Yield the JSON objects of one file; a malformed line errors with file and line, or is counted.
+
+    Lines are split on '\n' only: U+2028 and other Unicode line separators are legal inside a JSON
+    string. A line that is not UTF-8, or holds a lone surrogate (which no UTF-8 output could hold), or an
+    `id` that is not a string or an integer, is a bad record like invalid JSON."""
     stats = stats if stats is not None else ReadStats()
     required = tuple(required)
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):  # binary lines end at b"\n" only
+            if not raw.strip():
                 continue
             problem = None
             try:
+                line = raw.decode("utf-8")
                 record = json.loads(line)
                 if not isinstance(record, dict):
                     problem = f"expected a JSON object, got {type(record).__name__}"
@@ -108,17 +114,28 @@ def read_jsonl(
                     missing = [k for k in required if k not in record]
                     if missing:
                         problem = f"missing field(s) {', '.join(missing)}"
+                    elif "id" in record and (
+                        isinstance(record["id"], bool) or not isinstance(record["id"], (str, int))
+                    ):
+                        problem = f"'id' must be a string or an integer, got {type(record['id']).__name__}"
+                    elif "\\u" in line:  # only a \u escape can make a lone surrogate
+                        dumps(record).encode("utf-8")
+            except UnicodeDecodeError as exc:
+                problem = f"not UTF-8 (byte {exc.start + 1}: {exc.reason})"
+            except UnicodeEncodeError:
+                problem = "a lone surrogate in a string (\\ud800-\\udfff without its pair)"
             except json.JSONDecodeError as exc:
                 problem = f"invalid JSON ({exc.msg} at column {exc.colno})"
+            where = f"{path}:{lineno}"
             if problem:
-                where = f"{path}:{lineno}: {problem}"
                 if on_bad_record != "skip":
-                    raise BadRecordError(where + " (use --on-bad-record skip to skip such lines)")
+                    raise BadRecordError(f"{where}: {problem} (use --on-bad-record skip to skip such lines)")
                 stats.bad += 1
                 if len(stats.bad_examples) < 5:
-                    stats.bad_examples.append(where)
+                    stats.bad_examples.append(f"{where}: {problem}")
                 continue
             stats.read += 1
+            stats.location = where
             yield record
 
 
@@ -183,6 +200,23 @@ def _fsync_append(fh) -> None:
     os.fsync(fh.fileno())
 
 
+def shard_manifest_path(out_dir: str | Path, index: int, count: int) -> Path:
+    return Path(out_dir) / "manifests" / shard_name(index, count).replace(".jsonl", ".json")
+
+
+def shard_is_finished(out_dir: str | Path, index: int, count: int) -> bool:
+    """A shard is finished when its file is in place and its manifest says so. The manifest is written
+    before the rename that commits the shard, so a shard file without a finished manifest is left over
+    from an interrupted finish (or an older layout) and is redone."""
+    final = Path(out_dir) / shard_name(index, count)
+    if not final.exists():
+        return False
+    try:
+        return bool(json.loads(shard_manifest_path(out_dir, index, count).read_text()).get("finished"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+
+
 class ShardWriter:
     """Writes one output shard with resume, failures and atomic finalisation.
 
@@ -191,6 +225,10 @@ class ShardWriter:
         for ordinal, rec in enumerate(inputs):
             if rec["id"] in shard.done_ids: continue
             shard.write(rec["id"], ordinal, outputs)      # or shard.fail(rec["id"], error, rec)
+        shard.close(finalize=True, before_commit=write_the_manifest)
+
+    Journal lines: `[id, ordinal, start, stop, n_out]` for one input, or `{"entries": [...], "counts": {...}}`
+    for a batch written as one unit, with the stage's counts for that batch (summed over runs on resume).
     """
 
     def __init__(self, out_dir: str | Path, index: int, count: int):
@@ -200,35 +238,64 @@ class ShardWriter:
         self.partial = self.final.with_name(self.final.name + ".partial")
         self.journal_path = self.final.with_name(self.final.name + ".journal")
         self.failures_path = self.final.with_name(self.final.name[: -len(".jsonl")] + ".failures.jsonl")
-        self.finished = self.final.exists()
+        self.settings_path = self.final.with_name(self.final.name[: -len(".jsonl")] + ".settings.json")
+        self.sorted_path = self.final.with_name(self.final.name + ".sorted")
+        self.orphan_path = self.final.with_name(self.final.name + ".unfinished")
+        self.finished = shard_is_finished(out_dir, index, count)
         self.done_ids: set[str] = set()
-        self.entries: list[tuple[str, int, int, int, int]] = []  # id, ordinal, start, end, n_out
+        self.entries: list[tuple[str, int, int, int, int]] = []  # id, ordinal, start, stop, n_out
+        self.resumed_counts: dict[str, int] = {}  # the stage's counts journalled by earlier runs
+        self.dropped_on_resume = 0  # journalled inputs whose data was not on disk (redone)
         self.records_out = 0
         self.failed = 0
         self._data = self._journal = self._failures = None
 
+    def _read_journal(self) -> list[tuple[list[tuple[str, int, int, int, int]], dict[str, int]]]:
+        units = []
+        with open(self.journal_path, "rb") as fh:
+            for line in fh.read().split(b"\n"):
+                try:
+                    unit = json.loads(line)
+                    if isinstance(unit, list):
+                        unit = {"entries": [unit], "counts": {}}
+                    entries = [(str(r), int(o), int(a), int(b), int(n)) for r, o, a, b, n in unit["entries"]]
+                    counts = {str(k): int(v) for k, v in (unit.get("counts") or {}).items()}
+                except (json.JSONDecodeError, UnicodeDecodeError, ValueError, TypeError, KeyError):
+                    break  # a torn last line: that unit is redone
+                units.append((entries, counts))
+        return units
+
     def __enter__(self) -> ShardWriter:
         if self.finished:
             return self
-        end = 0
-        if self.journal_path.exists():
-            with open(self.journal_path, encoding="utf-8") as fh:
-                for line in fh:
-                    try:
-                        rid, ordinal, start, stop, n_out = json.loads(line)
-                    except (json.JSONDecodeError, ValueError):
-                        break  # a torn last line: that input is redone
-                    self.entries.append((rid, ordinal, start, stop, n_out))
-                    self.done_ids.add(rid)
-                    self.records_out += n_out
-                    end = max(end, stop)
-            # rewrite the journal without a torn tail
+        if self.final.exists():  # renamed, but its manifest never said finished: redo it
+            os.replace(self.final, self.orphan_path)
+        units = self._read_journal() if self.journal_path.exists() else []
+        size = self.partial.stat().st_size if self.partial.exists() else 0
+        kept, end = [], 0
+        for entries, counts in units:
+            stop = max((e[3] for e in entries), default=end)
+            if stop > size:  # the journal outlived the data (e.g. lost in a crash): redo from here
+                self.dropped_on_resume = sum(len(e) for e, _ in units[len(kept) :])
+                break
+            kept.append((entries, counts))
+            end = max(end, stop)
+        for entries, counts in kept:
+            for e in entries:
+                self.entries.append(e)
+                self.done_ids.add(e[0])
+                self.records_out += e[4]
+            for k, v in counts.items():
+                self.resumed_counts[k] = self.resumed_counts.get(k, 0) + v
+        if self.journal_path.exists():  # rewrite it without a torn tail or entries beyond the data
             tmp = self.journal_path.with_suffix(".tmp")
-            tmp.write_text("".join(json.dumps(list(e)) + "\n" for e in self.entries))
+            tmp.write_text(
+                "".join(json.dumps({"entries": [list(e) for e in es], "counts": c}) + "\n" for es, c in kept)
+            )
             os.replace(tmp, self.journal_path)
         if self.partial.exists():
             with open(self.partial, "r+b") as fh:
-                fh.truncate(end)
+                fh.truncate(end)  # only ever shortens: end <= size
         elif end:
             raise RuntimeError(
                 f"{self.journal_path} lists finished inputs but {self.partial} is missing; "
@@ -241,16 +308,29 @@ class ShardWriter:
 
     def write(self, input_id: str, ordinal: int, outputs: list[dict[str, Any]]) -> None:
         """Record all outputs of one input (possibly none) as one journalled unit."""
-        data = "".join(dumps(o) + "\n" for o in outputs).encode("utf-8")
-        start = self._data.tell()
-        self._data.write(data)
+        self.write_batch([(input_id, ordinal, outputs)])
+
+    def write_batch(
+        self, items: list[tuple[str, int, list[dict[str, Any]]]], counts: dict[str, int] | None = None
+    ) -> None:
+        """Record several inputs and the stage's counts for them as one journalled unit: a kill redoes
+        all of them or none, so counts summed over runs are exact."""
+        if not items and not counts:
+            return
+        entries = []
+        for input_id, ordinal, outputs in items:
+            data = "".join(dumps(o) + "\n" for o in outputs).encode("utf-8")
+            start = self._data.tell()
+            self._data.write(data)
+            entries.append((input_id, ordinal, start, start + len(data), len(outputs)))
         _fsync_append(self._data)
-        stop = start + len(data)
-        self._journal.write(json.dumps([input_id, ordinal, start, stop, len(outputs)]) + "\n")
+        unit = {"entries": [list(e) for e in entries], "counts": {k: v for k, v in (counts or {}).items() if v}}
+        self._journal.write(json.dumps(unit) + "\n")
         self._journal.flush()
-        self.entries.append((input_id, ordinal, start, stop, len(outputs)))
-        self.done_ids.add(input_id)
-        self.records_out += len(outputs)
+        for e in entries:
+            self.entries.append(e)
+            self.done_ids.add(e[0])
+            self.records_out += e[4]
 
     def fail(self, input_id: str, error: str, record: dict[str, Any] | None = None) -> None:
         """An input that could not be processed: recorded, never written as data."""
@@ -258,32 +338,51 @@ class ShardWriter:
         self._failures.flush()
         self.failed += 1
 
-    def close(self, finalize: bool) -> bool:
-        """Close files; rename into place when `finalize` and nothing failed. Returns finished."""
+    def close(self, finalize: bool, before_commit: Callable[[bool], Any] | None = None) -> bool:
+        """Close files; when `finalize` and nothing failed, put the shard in place. Returns finished.
+
+        `before_commit(finished)` writes the manifest: it runs before the rename, so a kill at any point
+        leaves either an unfinished shard (resumed next run) or a finished shard with its manifest."""
         if self.finished:
             return True
         for fh in (self._data, self._journal, self._failures):
             if fh is not None:
                 fh.close()
-        if not finalize or self.failed:
-            if not self.failed and self.failures_path.exists():
-                self.failures_path.unlink()
+        finishing = finalize and not self.failed
+        if not self.failed and self.failures_path.exists():
+            self.failures_path.unlink()
+        source = self.partial
+        if finishing:
+            ordered = sorted(self.entries, key=lambda e: e[1])
+            if ordered != self.entries:  # resumed after retries: the input order, in a new file, so the
+                source = self.sorted_path  # partial keeps matching its journal until the rename
+                with open(self.partial, "rb") as src, open(source, "wb") as dst:
+                    for _, _, start, stop, _ in ordered:
+                        src.seek(start)
+                        dst.write(src.read(stop - start))
+            with open(source, "rb+") as fh:
+                os.fsync(fh.fileno())
+        if before_commit is not None:
+            before_commit(finishing)
+        if not finishing:
             return False
-        ordered = sorted(self.entries, key=lambda e: e[1])
-        if ordered != self.entries:  # resumed after retries: restore input order
-            tmp = self.partial.with_suffix(".sorted")
-            with open(self.partial, "rb") as src, open(tmp, "wb") as dst:
-                for _, _, start, stop, _ in ordered:
-                    src.seek(start)
-                    dst.write(src.read(stop - start))
-            os.replace(tmp, self.partial)
-        with open(self.partial, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(self.partial, self.final)
-        self.journal_path.unlink(missing_ok=True)
-        self.failures_path.unlink(missing_ok=True)
+        os.replace(source, self.final)
         self.finished = True
+        self.clean_leftovers()
         return True
+
+    def clean_leftovers(self) -> None:
+        """Remove what a finished shard no longer needs (left behind by a kill just after its rename)."""
+        if self.finished:
+            for leftover in (
+                self.partial,
+                self.sorted_path,
+                self.orphan_path,
+                self.journal_path,
+                self.failures_path,
+                self.settings_path,
+            ):
+                leftover.unlink(missing_ok=True)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if not self.finished and self._data is not None and not self._data.closed:
@@ -356,7 +455,7 @@ def write_manifest(out_dir: str | Path, index: int, count: int, shard_info: dict
     """Write this shard's manifest, then merge all shard manifests into manifest.json (under a lock)."""
     out_dir = Path(out_dir)
     (out_dir / "manifests").mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out_dir / "manifests" / shard_name(index, count).replace(".jsonl", ".json"), shard_info)
+    write_json_atomic(shard_manifest_path(out_dir, index, count), shard_info)
     with open(out_dir / ".manifest.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         return merge_manifests(out_dir)

@@ -26,8 +26,8 @@ from common.artifacts import (
     input_files,
     package_versions,
     read_records,
-    shard_name,
     shard_slice,
+    write_json_atomic,
     write_manifest,
 )
 from common.config import StageConfig, config_dict
@@ -49,6 +49,7 @@ RESUME_SAFE_KEYS = {
     "kv_cache_tokens",
     "tokenizer",
 }
+PROCESSING_BAD = "_bad_in_processing"  # journal count key: records skipped because their processing raised
 EXIT_FAILURES = 3  # some inputs failed: outputs kept, shard left open, rerun retries them
 
 
@@ -99,30 +100,59 @@ def _run_locked_shard(
     check_same_config(cfg)
     writer = ShardWriter(cfg.output, cfg.shard_index, cfg.num_shards)
     if writer.finished:
+        writer.clean_leftovers()
         log.info("%s: %s is finished; skipping (delete it to redo)", stage, writer.final)
         return 0
     started = time.time()
     stats = read_stats or ReadStats()
     if records is None:
         records = read_records(cfg.input, cfg.on_bad_record, stats, required)
-    counts = {"in": 0, "skipped_done": 0, "out": 0, "failed": 0}
+    extra = extra_counts if extra_counts is not None else {}
+    counts = {"in": 0, "out": 0, "failed": 0}
+    poisoned = {"this_batch": 0, "this_run": 0}  # records whose processing raised, skipped (--on-bad-record skip)
 
-    def flush(batch: list[tuple[int, dict[str, Any]]]) -> None:
+    def flush(batch: list[tuple[int, dict[str, Any], str]]) -> None:
         if not batch:
             return
-        results = process([rec for _, rec in batch])
-        if len(results) != len(batch):
-            raise RuntimeError(f"{stage}: process returned {len(results)} results for {len(batch)} inputs")
-        for (ordinal, rec), result in zip(batch, results):
-            if isinstance(result, Failed):
+        before = dict(extra)
+        results = _process_isolated(stage, process, batch, extra)
+        done: list[tuple[str, int, list[dict[str, Any]]]] = []
+        for (ordinal, rec, where), result in zip(batch, results):
+            if isinstance(result, _PoisonRecord):
+                message = f"{where}: {result.error}"
+                if cfg.on_bad_record != "skip":
+                    writer.fail(rec["id"], message, rec)
+                    continue
+                log.warning("%s: skipping a record that failed: %s", stage, message)
+                poisoned["this_batch"] += 1
+                if len(stats.bad_examples) < 5:
+                    stats.bad_examples.append(message)
+                done.append((rec["id"], ordinal, []))  # skipped for good: journalled with no output
+            elif isinstance(result, Failed):
                 writer.fail(rec["id"], result.error, rec)
             else:
-                writer.write(rec["id"], ordinal, result)
+                done.append((rec["id"], ordinal, result))
+        delta = {k: v - before.get(k, 0) for k, v in extra.items()}
+        delta[PROCESSING_BAD] = poisoned["this_batch"]
+        poisoned["this_run"] += poisoned["this_batch"]
+        poisoned["this_batch"] = 0
+        writer.write_batch(done, delta)
         bar.update(len(batch))
         batch.clear()
 
     seen: set[str] = set()
+    check_resume_settings(cfg, writer)
     with writer:
+        if writer.done_ids:
+            # run history, not in the manifest: a resumed shard's manifest equals a one-shot run's
+            log.info("%s: resuming %s: %d input(s) already done", stage, writer.partial, len(writer.done_ids))
+        if writer.dropped_on_resume:
+            log.warning(
+                "%s: %d journalled input(s) of %s had no data on disk; they are redone",
+                stage,
+                writer.dropped_on_resume,
+                writer.partial,
+            )
         # in a batch job's log (no terminal) a line a minute, rather than no progress at all
         bar = tqdm(
             total=total,
@@ -130,7 +160,7 @@ def _run_locked_shard(
             unit="rec",
             mininterval=2.0 if sys.stderr.isatty() else 60.0,
         )
-        pending: list[tuple[int, dict[str, Any]]] = []
+        pending: list[tuple[int, dict[str, Any], str]] = []
         mine = records if presharded else shard_slice(records, cfg.shard_index, cfg.num_shards)
         for ordinal, rec in enumerate(mine):
             counts["in"] += 1
@@ -139,22 +169,29 @@ def _run_locked_shard(
                 raise ValueError(f"{stage}: duplicate input id {rid!r}; ids must be unique")
             seen.add(rid)
             if rid in writer.done_ids:
-                counts["skipped_done"] += 1
                 bar.update(1)
                 continue
-            pending.append((ordinal, rec))
+            pending.append((ordinal, rec, stats.location or f"input record {ordinal} (id {rid!r})"))
             if len(pending) >= batch_size:
                 flush(pending)
         flush(pending)
         bar.close()
-        finished = writer.close(finalize=True)
 
-    counts.update(out=writer.records_out, failed=writer.failed, bad_records=stats.bad)
-    counts.update(extra_counts or {})
-    info = stage_manifest(stage, cfg, counts, started, finished, bad_record_examples=stats.bad_examples)
-    if extra_info:
-        info.update(extra_info())
-    write_manifest(cfg.output, cfg.shard_index, cfg.num_shards, info)
+        def manifest(finished: bool) -> None:
+            # counts over all runs of this shard: the journal holds what earlier runs counted
+            resumed = writer.resumed_counts
+            stage_counts = {k: v + resumed.get(k, 0) for k, v in extra.items()}
+            stage_counts.update({k: v for k, v in resumed.items() if k not in extra and k != PROCESSING_BAD})
+            bad = stats.bad + resumed.get(PROCESSING_BAD, 0) + poisoned["this_run"]
+            counts.update(out=writer.records_out, failed=writer.failed, bad_records=bad)
+            counts.update(stage_counts)
+            info = stage_manifest(stage, cfg, counts, started, finished, bad_record_examples=stats.bad_examples)
+            if extra_info:
+                info.update(extra_info())
+            write_manifest(cfg.output, cfg.shard_index, cfg.num_shards, info)
+
+        finished = writer.close(finalize=True, before_commit=manifest)
+
     if not finished:
         log.error(
             "%s: %d input(s) failed; see %s. Outputs so far are kept: rerun the same command to retry them.",
@@ -167,15 +204,93 @@ def _run_locked_shard(
     return 0
 
 
+@dataclass
+class _PoisonRecord:
+    """A record whose processing raised on its own (not in a batch): that record's failure."""
+
+    error: str
+
+
+def _restore(counts: dict[str, int], snapshot: dict[str, int]) -> None:
+    counts.clear()
+    counts.update(snapshot)
+
+
+def _process_isolated(stage: str, process, batch, extra: dict[str, int]) -> list:
+    """process(batch), and when it raises, each record alone, so one poison record fails by itself. The
+    stage's counts are rolled back to before an attempt that raised, so nothing is counted twice. When
+    every record also fails alone, the fault is not in the records: the first error is raised."""
+    recs = [rec for _, rec, _ in batch]
+    snapshot = dict(extra)
+    try:
+        results = process(recs)
+    except Exception as exc:
+        _restore(extra, snapshot)
+        if len(recs) == 1:
+            return [_PoisonRecord(f"{type(exc).__name__}: {exc}")]
+        log.warning(
+            "%s: a batch of %d raised (%s: %s); retrying its records one by one",
+            stage,
+            len(recs),
+            type(exc).__name__,
+            exc,
+        )
+        results = []
+        for rec in recs:
+            alone = dict(extra)
+            try:
+                (result,) = process([rec])
+            except Exception as one_exc:
+                _restore(extra, alone)
+                result = _PoisonRecord(f"{type(one_exc).__name__}: {one_exc}")
+            results.append(result)
+        if all(isinstance(r, _PoisonRecord) for r in results):
+            raise
+        return results
+    if len(results) != len(batch):
+        raise RuntimeError(f"{stage}: process returned {len(results)} results for {len(batch)} inputs")
+    return results
+
+
+def check_resume_settings(cfg: StageConfig, writer: ShardWriter) -> None:
+    """Refuse to resume a shard that an earlier run started with other settings or other input data: the
+    settings and the input hashes are recorded beside the shard when it starts (`*.settings.json`), before
+    any manifest exists, so an interrupted shard is never finished with a mix of both."""
+    now = {"config": config_dict(cfg), "inputs": describe_inputs(cfg.input)}
+    resuming = writer.journal_path.exists() and writer.journal_path.stat().st_size > 0
+    if resuming and writer.settings_path.exists():
+        then = json.loads(writer.settings_path.read_text())
+        old, new = then.get("config") or {}, now["config"]
+        changed = sorted(k for k in set(old) | set(new) if k not in RESUME_SAFE_KEYS and old.get(k) != new.get(k))
+        details = [f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in changed]
+        if _input_identity(then.get("inputs")) != _input_identity(now["inputs"]):
+            changed.append("input data")
+            details.append(f"inputs: {_input_identity(then.get('inputs'))} then, {_input_identity(now['inputs'])} now")
+        if changed:
+            raise SystemExit(
+                f"{writer.partial} was started with different settings or inputs ({', '.join(changed)}; "
+                f"{'; '.join(details)}). Resume with the options and input it was started with, or delete "
+                f"{writer.partial} and {writer.journal_path.name} to redo the shard."
+            )
+        return
+    write_json_atomic(writer.settings_path, now)
+
+
+def _input_identity(inputs: list[dict] | None) -> list[tuple]:
+    return [(d.get("path"), d.get("bytes"), d.get("sha256")) for d in inputs or []]
+
+
 def shard_finished(cfg: StageConfig, stage: str) -> bool:
     """True when this shard's output is already finished. Stages call it before loading models,
     so a resubmitted array task that has nothing to do exits in seconds, not after loading an 8B model."""
     setup_logging()
-    final = Path(cfg.output) / shard_name(cfg.shard_index, cfg.num_shards)
-    if not final.exists():
-        return False
-    check_same_config(cfg)
-    log.info("%s: %s is finished; skipping (delete it to redo)", stage, final)
+    with ShardLock(cfg.output, cfg.shard_index, cfg.num_shards):  # a busy shard exits here, before any model
+        writer = ShardWriter(cfg.output, cfg.shard_index, cfg.num_shards)
+        if not writer.finished:
+            return False
+        check_same_config(cfg)
+        writer.clean_leftovers()
+    log.info("%s: %s is finished; skipping (delete it to redo)", stage, writer.final)
     return True
 
 

@@ -11,8 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 SHARD = "part-00000-of-00001.jsonl"
 VOLATILE = ("wall_seconds", "finished_at")  # manifest fields that are times
@@ -97,3 +95,80 @@ def test_two_processes_on_different_shards_both_succeed(tmp_path):
     assert manifest["shards_finished"] == 2 and manifest["counts"]["in"] == 200
     ids = sorted(json.loads(x)["doc_id"] for p in out.glob("part-*.jsonl") for x in p.read_text().splitlines())
     assert ids == sorted(f"d{i}" for i in range(200))
+
+
+# ----------------------------------------------------------------------------- defects 2 and 9: a kill anywhere
+
+# Runs a stage's main with os.fsync/replace/rename/unlink wrapped: SIGKILL just before the KILL_AT-th such
+# call, so every step of a shard's life (each record's write, the sort, the manifest, the rename, the
+# clean-up) is a kill point. With KILL_AT=0 it prints how many calls a clean run makes.
+KILLER = """
+import atexit, os, runpy, signal, sys
+kill_at, calls = int(os.environ["KILL_AT"]), [0]
+def wrap(fn):
+    def inner(*a, **kw):
+        calls[0] += 1
+        if calls[0] == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return fn(*a, **kw)
+    return inner
+for name in ("fsync", "replace", "rename", "unlink"):
+    setattr(os, name, wrap(getattr(os, name)))
+atexit.register(lambda: sys.stderr.write(f"CALLS {calls[0]}\\n"))
+module, sys.argv = sys.argv[1], sys.argv[1:]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+def write_mixed_docs(path: Path) -> Path:
+    """Docs that parse into triples, an unfaithful rewrite and one without rationales, so that the stage's
+    own counts (kept by the journal across runs) are not all zero."""
+    write_docs(path, 7)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"id": "u", "source": "t", "input": "One two three.", "output": "Entirely else."}) + "\n")
+        fh.write(json.dumps({"id": "n", "source": "t", "input": "Plain text.", "output": "Plain text."}) + "\n")
+    return path
+
+
+def files_in(out: Path) -> list[str]:
+    """The files of an output directory, less the hidden temporary file a kill inside an atomic JSON write
+    leaves (named .NAME.PID.tmp, never read)."""
+    return sorted(p.name for p in out.rglob("*") if p.is_file() and not (p.name[0] == "." and p.suffix == ".tmp"))
+
+
+def killed_at(n: int, cmd: list[str]) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-c", KILLER, *cmd[2:]], env=dict(os.environ, KILL_AT=str(n)))
+
+
+def test_a_kill_at_any_point_then_a_rerun_equals_a_clean_run(tmp_path):
+    inp = write_mixed_docs(tmp_path / "docs.jsonl")
+    clean = tmp_path / "clean"
+    first = killed_at(0, parse_cmd(inp, clean, "--batch-size", "2"))
+    assert first.returncode == 0, first.stderr
+    calls = int(first.stderr.rsplit("CALLS ", 1)[1].split()[0])
+    assert calls >= 8
+    want_files = files_in(clean)
+    for n in range(1, calls + 1):
+        out = tmp_path / f"kill{n}"
+        killed = killed_at(n, parse_cmd(inp, out, "--batch-size", "2"))
+        assert killed.returncode == -signal.SIGKILL, (n, killed.stderr[-2000:])
+        rerun = run(parse_cmd(inp, out, "--batch-size", "2"))
+        assert rerun.returncode == 0, (n, rerun.stderr[-2000:])
+        assert (out / SHARD).read_bytes() == (clean / SHARD).read_bytes(), n
+        assert stable_manifest(out) == stable_manifest(clean), n
+        assert files_in(out) == want_files, n
+
+
+def test_a_shard_without_its_manifest_is_redone_not_skipped(tmp_path):
+    """The state a kill between the rename and the manifest left before the fix (the manifest is now
+    written first): a rerun must not call the shard finished and accept other options."""
+    inp = write_mixed_docs(tmp_path / "docs.jsonl")
+    out = tmp_path / "out"
+    assert run(parse_cmd(inp, out)).returncode == 0
+    want = stable_manifest(out)
+    (out / "manifests" / "part-00000-of-00001.json").unlink()
+    (out / "manifest.json").unlink()
+    rerun = run(parse_cmd(inp, out))
+    assert rerun.returncode == 0, rerun.stderr
+    assert stable_manifest(out) == want
+    assert not list(out.glob("*.unfinished"))
