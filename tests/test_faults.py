@@ -172,3 +172,51 @@ def test_a_shard_without_its_manifest_is_redone_not_skipped(tmp_path):
     assert rerun.returncode == 0, rerun.stderr
     assert stable_manifest(out) == want
     assert not list(out.glob("*.unfinished"))
+
+
+def interrupted(tmp_path: Path, inp: Path, name: str = "out") -> Path:
+    """An output directory whose shard was SIGKILLed after some batches were journalled."""
+    out = tmp_path / name
+    killed = killed_at(4, parse_cmd(inp, out, "--batch-size", "2"))  # after the second batch's fsync
+    assert killed.returncode == -signal.SIGKILL
+    assert (out / (SHARD + ".journal")).read_text().count("\n") >= 1 and not (out / SHARD).exists()
+    return out
+
+
+# ----------------------------------------------------------------------------- defect 3: settings at shard start
+
+
+def test_a_resume_with_other_options_or_inputs_is_refused_naming_them(tmp_path):
+    inp = write_mixed_docs(tmp_path / "docs.jsonl")
+    out = interrupted(tmp_path, inp)
+    other = run(parse_cmd(inp, out, "--batch-size", "2", "--min-faithfulness", "0.5"))
+    assert other.returncode != 0 and "min_faithfulness: 0.9 then, 0.5 now" in other.stderr
+    original = inp.read_bytes()
+    inp.write_bytes(original.replace(b"apples", b"pears"))  # another file at the same path
+    changed = run(parse_cmd(inp, out, "--batch-size", "2"))
+    assert changed.returncode != 0 and "input data" in changed.stderr
+    inp.write_bytes(original)
+    same = run(parse_cmd(inp, out, "--batch-size", "3"))  # a resume-safe option may differ
+    assert same.returncode == 0, same.stderr
+    clean = tmp_path / "clean"
+    assert run(parse_cmd(inp, clean)).returncode == 0
+    assert (out / SHARD).read_bytes() == (clean / SHARD).read_bytes()
+
+
+# ----------------------------------------------------------------------------- defect 5: a partial shorter than its journal
+
+
+def test_a_partial_shorter_than_its_journal_is_cut_back_not_zero_padded(tmp_path):
+    inp = write_mixed_docs(tmp_path / "docs.jsonl")
+    out = interrupted(tmp_path, inp)
+    partial = out / (SHARD + ".partial")
+    journalled_end = json.loads((out / (SHARD + ".journal")).read_text().splitlines()[-1])["entries"][-1][3]
+    partial.write_bytes(partial.read_bytes()[: journalled_end - 10])  # the journal says more than is on disk
+    rerun = run(parse_cmd(inp, out, "--batch-size", "2"))
+    assert rerun.returncode == 0, rerun.stderr
+    clean = tmp_path / "clean"
+    assert run(parse_cmd(inp, clean, "--batch-size", "2")).returncode == 0
+    assert b"\0" not in (out / SHARD).read_bytes()
+    assert (out / SHARD).read_bytes() == (clean / SHARD).read_bytes()
+    assert stable_manifest(out) == stable_manifest(clean)
+    assert "had no data on disk; they are redone" in rerun.stderr
