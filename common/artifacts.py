@@ -24,6 +24,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -61,10 +62,21 @@ def dumps(record: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------- reading
 
 
-def input_files(path: str | Path) -> list[Path]:
-    """The data files of an input: one file, or a directory's shards (sorted); several comma-separated."""
+class IncompleteInputError(RuntimeError):
+    """An input directory whose shard set is not complete: reading it would silently drop data."""
+
+
+PART_RE = re.compile(r"part-(\d{5})-of-(\d{5})\.jsonl")
+
+
+def input_files(path: str | Path, allow_incomplete: bool = False) -> list[Path]:
+    """The data files of an input: one file, or a directory's shards (sorted); several comma-separated.
+
+    A directory written by a stage must hold its whole shard set: every part-i-of-n for one n, each
+    finished (its manifest says so, where the directory has manifests). `allow_incomplete` reads what
+    is there instead (a partial look at a run still going); unfinished `.partial` shards are never read."""
     if isinstance(path, str) and "," in path:
-        return [f for part in path.split(",") if part.strip() for f in input_files(part.strip())]
+        return [f for part in path.split(",") if part.strip() for f in input_files(part.strip(), allow_incomplete)]
     path = Path(path)
     if path.is_file():
         return [path]
@@ -73,13 +85,39 @@ def input_files(path: str | Path) -> list[Path]:
     files = sorted(p for p in path.glob("*.jsonl") if not p.name.endswith(".failures.jsonl"))
     if not files:
         raise FileNotFoundError(f"input directory {path} holds no .jsonl files")
+    if allow_incomplete:
+        return files
     unfinished = sorted(path.glob("*.jsonl.partial"))
     if unfinished:
-        raise RuntimeError(
+        raise IncompleteInputError(
             f"input directory {path} has unfinished shards ({unfinished[0].name}); "
             "rerun the stage that writes it until it completes"
         )
+    check_shard_set(path, files)
     return files
+
+
+def check_shard_set(path: Path, files: list[Path]) -> None:
+    parts = [(int(m[1]), int(m[2]), f) for f in files if (m := PART_RE.fullmatch(f.name))]
+    if not parts:
+        return
+    totals = sorted({n for _, n, _ in parts})
+    hint = "rerun the stage for the missing shards, or pass --allow-incomplete to read what is there"
+    if len(totals) > 1:
+        raise IncompleteInputError(f"input directory {path} mixes shard sets of {totals} shards; {hint}")
+    (total,) = totals
+    missing = sorted(set(range(total)) - {i for i, _, _ in parts})
+    if missing:
+        names = ", ".join(shard_name(i, total) for i in missing[:3]) + (" ..." if len(missing) > 3 else "")
+        raise IncompleteInputError(
+            f"input directory {path} holds {total - len(missing)} of its {total} shards (missing {names}); {hint}"
+        )
+    if (path / "manifests").is_dir():
+        unfinished = [f.name for i, n, f in parts if not shard_is_finished(path, i, n)]
+        if unfinished:
+            raise IncompleteInputError(
+                f"input directory {path}: {unfinished[0]} has no finished manifest (an interrupted finish); {hint}"
+            )
 
 
 @dataclass
@@ -140,9 +178,13 @@ def read_jsonl(
 
 
 def read_records(
-    path: str | Path, on_bad_record: str = "error", stats: ReadStats | None = None, required: Iterable[str] = ("id",)
+    path: str | Path,
+    on_bad_record: str = "error",
+    stats: ReadStats | None = None,
+    required: Iterable[str] = ("id",),
+    allow_incomplete: bool = False,
 ) -> Iterator[dict[str, Any]]:
-    for f in input_files(path):
+    for f in input_files(path, allow_incomplete):
         yield from read_jsonl(f, on_bad_record, stats, required)
 
 
@@ -389,13 +431,13 @@ class ShardWriter:
             self.close(finalize=False)
 
 
-def write_records(out_dir: str | Path, records: Iterable[dict[str, Any]]) -> int:
-    """Replace a directory's single shard with `records` (for cheap, deterministic outputs that are
-    always redone rather than resumed). Atomic like every shard, but one fsync, not one per record.
+def write_records(out_dir: str | Path, records: Iterable[dict[str, Any]], index: int = 0, count: int = 1) -> int:
+    """Replace a directory's shard `index` of `count` with `records` (for cheap, deterministic outputs that
+    are always redone rather than resumed). Atomic like every shard, but one fsync, not one per record.
     Returns the count."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / shard_name(0, 1)
+    final = out_dir / shard_name(index, count)
     partial = final.with_name(final.name + ".partial")
     count = 0
     with open(partial, "w", encoding="utf-8") as fh:

@@ -48,6 +48,9 @@ class StageConfig:
         "error", "malformed input line: 'error' (stop, naming file and line) or 'skip' (count it)"
     )
     seed: int = option(0, "random seed")
+    allow_incomplete: bool = option(
+        False, "read an input directory whose shard set is incomplete (missing or unfinished shards)"
+    )
 
     def __post_init__(self) -> None:
         if self.shard_index is None:

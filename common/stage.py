@@ -106,7 +106,7 @@ def _run_locked_shard(
     started = time.time()
     stats = read_stats or ReadStats()
     if records is None:
-        records = read_records(cfg.input, cfg.on_bad_record, stats, required)
+        records = read_records(cfg.input, cfg.on_bad_record, stats, required, cfg.allow_incomplete)
     extra = extra_counts if extra_counts is not None else {}
     counts = {"in": 0, "out": 0, "failed": 0}
     poisoned = {"this_batch": 0, "this_run": 0}  # records whose processing raised, skipped (--on-bad-record skip)
@@ -335,6 +335,6 @@ def describe_inputs(path: str) -> list[dict[str, Any]]:
     if not path:
         return []
     try:
-        return [file_digest(p) for p in input_files(path)]
+        return [file_digest(p) for p in input_files(path, allow_incomplete=True)]
     except (FileNotFoundError, RuntimeError):
         return [{"path": str(Path(path))}]

@@ -90,7 +90,9 @@ def test_bad_line_names_file_and_line_or_is_counted(tmp_path):
 def test_input_dir_refuses_unfinished_shards(tmp_path):
     (tmp_path / "part-00000-of-00002.jsonl").write_text('{"id": "a"}\n')
     (tmp_path / "part-00000-of-00002.failures.jsonl").write_text('{"id": "z"}\n')
-    assert [p.name for p in input_files(tmp_path)] == ["part-00000-of-00002.jsonl"]
+    assert [p.name for p in input_files(tmp_path, allow_incomplete=True)] == ["part-00000-of-00002.jsonl"]
+    with pytest.raises(RuntimeError, match="holds 1 of its 2 shards"):
+        input_files(tmp_path)
     (tmp_path / "part-00001-of-00002.jsonl.partial").write_text("")
     with pytest.raises(RuntimeError, match="unfinished"):
         input_files(tmp_path)

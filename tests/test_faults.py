@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 SHARD = "part-00000-of-00001.jsonl"
 VOLATILE = ("wall_seconds", "finished_at")  # manifest fields that are times
@@ -220,3 +222,102 @@ def test_a_partial_shorter_than_its_journal_is_cut_back_not_zero_padded(tmp_path
     assert (out / SHARD).read_bytes() == (clean / SHARD).read_bytes()
     assert stable_manifest(out) == stable_manifest(clean)
     assert "had no data on disk; they are redone" in rerun.stderr
+
+
+# ----------------------------------------------------------------------------- defect 4: complete inputs only
+
+
+def scored(i: int, gain: float = 1.0) -> dict:
+    return {
+        "id": f"t{i}",
+        "source": "s",
+        "preceding": f"p{i}",
+        "rationale": f"r{i}",
+        "following": f"f{i}",
+        "score_with": gain,
+        "score_without": 0.0,
+    }
+
+
+def scored_shards(out: Path, n: int, shards: list[int], num_shards: int) -> Path:
+    """A stage output directory of score_rationales-like records, with only `shards` of `num_shards` run."""
+    from common.config import StageConfig
+    from common.stage import run_stage
+
+    inp = out.parent / "scored-input.jsonl"
+    inp.write_text("".join(json.dumps(scored(i)) + "\n" for i in range(n)))
+    for i in shards:
+        cfg = StageConfig(input=str(inp), output=str(out), shard_index=i, num_shards=num_shards)
+        assert run_stage("copy", cfg, lambda batch: [[r] for r in batch]) == 0
+    return out
+
+
+def filter_cmd(inp: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "sampling.filter_rationales", "--input", str(inp), "--output", str(out), *extra]
+
+
+def test_a_reader_refuses_a_directory_missing_shards_unless_told(tmp_path):
+    half = scored_shards(tmp_path / "scored", 6, [0], 2)
+    refused = run(filter_cmd(half, tmp_path / "f"))
+    assert refused.returncode != 0 and "holds 1 of its 2 shards (missing part-00001-of-00002.jsonl)" in refused.stderr
+    assert not (tmp_path / "f" / "train").exists()
+    allowed = run(filter_cmd(half, tmp_path / "f", "--allow-incomplete", "true"))
+    assert allowed.returncode == 0, allowed.stderr
+    assert json.loads((tmp_path / "f" / "manifest.json").read_text())["counts"]["in"] == 3
+
+
+def test_a_shard_whose_finish_was_interrupted_is_not_read(tmp_path):
+    from common.artifacts import IncompleteInputError, input_files
+
+    full = scored_shards(tmp_path / "scored", 6, [0, 1], 2)
+    assert len(input_files(full)) == 2
+    (full / "manifests" / "part-00001-of-00002.json").unlink()
+    with pytest.raises(IncompleteInputError, match="part-00001-of-00002.jsonl has no finished manifest"):
+        input_files(full)
+    (full / "part-00001-of-00003.jsonl").write_text("")
+    with pytest.raises(IncompleteInputError, match=r"mixes shard sets of \[2, 3\]"):
+        input_files(full)
+
+
+# ----------------------------------------------------------------------------- defect 6: filter_rationales
+
+
+def test_filter_refuses_a_record_missing_a_field_rather_than_filling_it_with_the_gain(tmp_path):
+    inp = tmp_path / "scored.jsonl"
+    rows = [scored(i, gain=2.5) for i in range(4)]
+    del rows[2]["following"]
+    inp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    refused = run(filter_cmd(inp, tmp_path / "a"))
+    assert refused.returncode != 0 and "scored.jsonl:3: missing field(s) following" in refused.stderr
+    skipped = run(filter_cmd(inp, tmp_path / "b", "--on-bad-record", "skip", "--dev-fraction", "0"))
+    assert skipped.returncode == 0, skipped.stderr
+    out = [json.loads(x) for x in (tmp_path / "b" / "train" / SHARD).read_text().splitlines()]
+    assert [r["id"] for r in out] == ["t0", "t1", "t3"] and all(r["following"].startswith("f") for r in out)
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["counts"]["bad_records"] == 1
+
+
+def test_filter_writes_its_own_shard_of_the_input(tmp_path):
+    inp = tmp_path / "scored.jsonl"
+    inp.write_text("".join(json.dumps(scored(i)) + "\n" for i in range(10)))
+    for i in range(2):
+        done = run(filter_cmd(inp, tmp_path / "f", "--shard-index", str(i), "--num-shards", "2", "--dev-fraction", "0"))
+        assert done.returncode == 0, done.stderr
+    train = tmp_path / "f" / "train"
+    assert sorted(p.name for p in train.iterdir()) == ["part-00000-of-00002.jsonl", "part-00001-of-00002.jsonl"]
+    ids = [json.loads(x)["id"] for p in sorted(train.iterdir()) for x in p.read_text().splitlines()]
+    assert sorted(ids) == sorted(f"t{i}" for i in range(10)) and len(ids) == 10  # each record once
+    manifest = json.loads((tmp_path / "f" / "manifest.json").read_text())
+    assert manifest["shards_finished"] == 2 and manifest["counts"]["in"] == 10
+
+
+def test_evaluate_refuses_a_run_with_a_missing_shard(tmp_path):
+    from common.artifacts import IncompleteInputError
+    from model_inference import evaluate
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "manifest.json").write_text(json.dumps({"config": {"dataset": "gsm8k"}}))
+    rows = [{"id": f"q{i}", "correct": True, "heuristic": "greedy"} for i in range(3)]
+    (run_dir / "part-00000-of-00002.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(IncompleteInputError, match="holds 1 of its 2 shards"):
+        evaluate.evaluate([str(run_dir)], 100, 0)
