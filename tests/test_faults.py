@@ -321,3 +321,81 @@ def test_evaluate_refuses_a_run_with_a_missing_shard(tmp_path):
     (run_dir / "part-00000-of-00002.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(IncompleteInputError, match="holds 1 of its 2 shards"):
         evaluate.evaluate([str(run_dir)], 100, 0)
+
+
+# ----------------------------------------------------------------------------- defect 8: poison records
+
+LS = "\u2028"  # LINE SEPARATOR: legal inside a JSON string, a line break to str.splitlines
+
+
+def poison_docs(path: Path) -> tuple[Path, list[str]]:
+    """Good docs mixed with each kind of poison; returns the ids that must come out."""
+    good = [json.loads(x) for x in write_docs(path, 4).read_text().splitlines()]
+    good[2]["input"] += f"{LS}And more."  # one record, though splitlines would cut it in two
+    good[2]["output"] += f"{LS}And more."
+    lines = [json.dumps(g, ensure_ascii=False).encode() for g in good]
+    poison = [
+        b'{"id": "bad-utf8", "input": "caf\xe9", "output": "caf\xe9"}',  # latin-1, not UTF-8
+        b'{"id": "lone-surrogate", "input": "\\ud800 x", "output": "\\ud800 x"}',
+        b'{"id": ["a", "list"], "input": "x", "output": "x"}',
+        b'{"id": "wrong-type", "input": 5, "output": "5 <BOT>r<EOT> 6"}',  # raises inside the stage
+    ]
+    mixed = [lines[0], poison[0], lines[1], poison[1], poison[2], lines[2], poison[3], lines[3]]
+    path.write_bytes(b"\n".join(mixed) + b"\n")
+    return path, [g["id"] for g in good]
+
+
+def test_poison_records_stop_the_stage_with_file_and_line_by_default(tmp_path):
+    inp, _ = poison_docs(tmp_path / "docs.jsonl")
+    stopped = run(parse_cmd(inp, tmp_path / "out"))
+    assert stopped.returncode != 0 and "docs.jsonl:2: not UTF-8" in stopped.stderr
+
+
+@pytest.mark.parametrize("batch_size", ["1", "3", "16"])
+def test_poison_records_are_skipped_and_counted_with_skip_whatever_the_batch(tmp_path, batch_size):
+    inp, good = poison_docs(tmp_path / "docs.jsonl")
+    out = tmp_path / "out"
+    done = run(parse_cmd(inp, out, "--on-bad-record", "skip", "--batch-size", batch_size))
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(x) for x in (out / SHARD).read_text(encoding="utf-8").split("\n") if x]
+    assert [r["doc_id"] for r in rows] == good
+    assert rows[2]["following"].endswith(f"{LS}And more.")
+    shard = json.loads((out / "manifest.json").read_text())["shards"][0]
+    assert shard["counts"]["bad_records"] == 4
+    examples = "\n".join(shard["bad_record_examples"])
+    for where in ("docs.jsonl:2: not UTF-8", "docs.jsonl:4: a lone surrogate", "docs.jsonl:5: 'id' must be"):
+        assert where in examples
+    assert "docs.jsonl:7: TypeError" in examples  # the stage raised on that record alone
+    assert run(parse_cmd(inp, out, "--on-bad-record", "skip")).returncode == 0  # finished: a rerun is a no-op
+
+
+def test_a_record_the_stage_raises_on_is_that_records_failure_not_the_batchs(tmp_path):
+    inp, good = poison_docs(tmp_path / "docs.jsonl")
+    inp.write_bytes(b"\n".join(x for x in inp.read_bytes().split(b"\n") if b'"wrong-type"' in x or b'"d' in x))
+    out = tmp_path / "out"
+    failed = run(parse_cmd(inp, out, "--batch-size", "16"))
+    assert failed.returncode == 3, failed.stderr  # EXIT_FAILURES: the rest is done, the shard stays open
+    failures = [json.loads(x) for x in (out / "part-00000-of-00001.failures.jsonl").read_text().splitlines()]
+    assert [f["id"] for f in failures] == ["wrong-type"] and "docs.jsonl:4: TypeError" in failures[0]["error"]
+    journal = (out / (SHARD + ".journal")).read_text()
+    assert all(f'"{g}"' in journal for g in good)
+
+
+def test_critic_data_reads_a_record_with_a_line_separator_and_skips_one_not_utf8(tmp_path):
+    inp = tmp_path / "mwp.jsonl"
+    row = {"Body": f"Tom has 3 apples .{LS}He buys 2 more .", "Question": "How many ?", "Numbers": "3 2"}
+    formula = "#0: add ( number0, number1 ) | EOS"
+    good = json.dumps({**row, "Linear_Formula": formula, "Answer": 5.0}, ensure_ascii=False).encode()
+    unparsable = json.dumps({**row, "Linear_Formula": "add(n0,n1)", "Answer": 5.0}).encode()
+    latin1 = b'{"Body": "caf\xe9", "Linear_Formula": "x", "Answer": 1}'
+    inp.write_bytes(b"\n".join([good, latin1, unparsable]) + b"\n")
+    out = tmp_path / "critic"
+    cmd = [sys.executable, "-m", "training.critic_data", "--task", "mwp", "--input", str(inp), "--output", str(out)]
+    stopped = run(cmd)
+    assert stopped.returncode != 0 and "mwp.jsonl:2: not UTF-8" in stopped.stderr
+    done = run([*cmd, "--on-bad-record", "skip"])
+    assert done.returncode == 0, done.stderr
+    counts = json.loads((out / "manifest.json").read_text())["counts"]
+    assert counts["examples"] == 2 and counts["bad_records"] == 2  # not UTF-8; a gold formula that does not parse
+    critic = (out / "critic" / SHARD).read_text(encoding="utf-8").split("\n")
+    assert any(f"3 apples .{LS}He buys" in line for line in critic)
