@@ -376,7 +376,8 @@ class ShardWriter:
 
     def fail(self, input_id: str, error: str, record: dict[str, Any] | None = None) -> None:
         """An input that could not be processed: recorded, never written as data."""
-        self._failures.write(dumps({"id": input_id, "error": str(error), "time": time.time(), "input": record}) + "\n")
+        entry = {"id": input_id, "error": redact(str(error)), "time": time.time(), "input": record}
+        self._failures.write(dumps(entry) + "\n")
         self._failures.flush()
         self.failed += 1
 
@@ -452,6 +453,43 @@ def write_records(out_dir: str | Path, records: Iterable[dict[str, Any]], index:
 
 # ----------------------------------------------------------------------------- manifest
 
+# Secrets never reach a file a stage writes (manifests, settings, failures, logs): a URL's user info, a
+# bearer token or an api_key= parameter, and the value of any environment variable named like a secret.
+SECRET_ENV_RE = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
+SECRET_PATTERNS = (
+    (re.compile(r"(?<=://)[^/@\s\"']+@"), "***@"),  # scheme://user:password@host
+    (re.compile(r"(?i)((?:bearer|basic)\s+)[^\s\"',}]+"), r"\1***"),
+    (
+        re.compile(r"(?i)((?:api[_-]?key|access[_-]?token|token|password|secret)[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,}]+"),
+        r"\1***",
+    ),
+)
+MIN_SECRET_CHARS = 6  # shorter environment values ("EMPTY" excepted, "1", "true") are not treated as secrets
+
+
+def _secret_values() -> list[str]:
+    values = {
+        v
+        for k, v in os.environ.items()
+        if SECRET_ENV_RE.search(k) and len(v) >= MIN_SECRET_CHARS and v.upper() != "EMPTY"
+    }
+    return sorted(values, key=len, reverse=True)
+
+
+def redact(value: Any) -> Any:
+    """`value` (a string, or lists and dicts of them) with every secret replaced by ***."""
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact(v) for v in value)
+    if not isinstance(value, str):
+        return value
+    for secret in _secret_values():
+        value = value.replace(secret, "***")
+    for pattern, replacement in SECRET_PATTERNS:
+        value = pattern.sub(replacement, value)
+    return value
+
 
 def git_commit() -> str | None:
     try:
@@ -497,7 +535,7 @@ def write_manifest(out_dir: str | Path, index: int, count: int, shard_info: dict
     """Write this shard's manifest, then merge all shard manifests into manifest.json (under a lock)."""
     out_dir = Path(out_dir)
     (out_dir / "manifests").mkdir(parents=True, exist_ok=True)
-    write_json_atomic(shard_manifest_path(out_dir, index, count), shard_info)
+    write_json_atomic(shard_manifest_path(out_dir, index, count), redact(shard_info))
     with open(out_dir / ".manifest.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         return merge_manifests(out_dir)

@@ -26,6 +26,7 @@ from common.artifacts import (
     input_files,
     package_versions,
     read_records,
+    redact,
     shard_slice,
     write_json_atomic,
     write_manifest,
@@ -61,11 +62,25 @@ class Failed:
 Result = list[dict[str, Any]] | Failed
 
 
+class RedactSecrets(logging.Filter):
+    """Log lines without secrets (a password in a URL, a key echoed in a server's error body)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
 def setup_logging() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr, force=False
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactSecrets) for f in handler.filters):
+            handler.addFilter(RedactSecrets())
 
 
 def run_stage(
@@ -88,6 +103,7 @@ def run_stage(
     already (a Hub stream split by the data set), so the runner does not slice them again.
     The shard is locked for the whole run: a second process on it exits with a message naming the holder."""
     setup_logging()
+    require_output(cfg)
     with ShardLock(cfg.output, cfg.shard_index, cfg.num_shards):
         return _run_locked_shard(
             stage, cfg, process, records, batch_size, required, total, extra_counts, extra_info, presharded, read_stats
@@ -256,7 +272,7 @@ def check_resume_settings(cfg: StageConfig, writer: ShardWriter) -> None:
     """Refuse to resume a shard that an earlier run started with other settings or other input data: the
     settings and the input hashes are recorded beside the shard when it starts (`*.settings.json`), before
     any manifest exists, so an interrupted shard is never finished with a mix of both."""
-    now = {"config": config_dict(cfg), "inputs": describe_inputs(cfg.input)}
+    now = redact({"config": config_dict(cfg), "inputs": describe_inputs(cfg.input)})
     resuming = writer.journal_path.exists() and writer.journal_path.stat().st_size > 0
     if resuming and writer.settings_path.exists():
         then = json.loads(writer.settings_path.read_text())
@@ -273,17 +289,24 @@ def check_resume_settings(cfg: StageConfig, writer: ShardWriter) -> None:
                 f"{writer.partial} and {writer.journal_path.name} to redo the shard."
             )
         return
-    write_json_atomic(writer.settings_path, now)
+    write_json_atomic(writer.settings_path, redact(now))
 
 
 def _input_identity(inputs: list[dict] | None) -> list[tuple]:
     return [(d.get("path"), d.get("bytes"), d.get("sha256")) for d in inputs or []]
 
 
+def require_output(cfg: StageConfig) -> None:
+    """--output has no default: an empty one would write shards into the current directory."""
+    if not str(cfg.output).strip():
+        raise SystemExit("--output is required: the directory this stage writes its shards and manifest to")
+
+
 def shard_finished(cfg: StageConfig, stage: str) -> bool:
     """True when this shard's output is already finished. Stages call it before loading models,
     so a resubmitted array task that has nothing to do exits in seconds, not after loading an 8B model."""
     setup_logging()
+    require_output(cfg)
     with ShardLock(cfg.output, cfg.shard_index, cfg.num_shards):  # a busy shard exits here, before any model
         writer = ShardWriter(cfg.output, cfg.shard_index, cfg.num_shards)
         if not writer.finished:

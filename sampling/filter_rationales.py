@@ -24,7 +24,7 @@ from pathlib import Path
 
 from common.artifacts import BadRecordError, ReadStats, read_records, shard_slice, write_manifest, write_records
 from common.config import StageConfig, option, parse_config
-from common.stage import log, setup_logging, stage_manifest
+from common.stage import log, require_output, setup_logging, stage_manifest
 
 KEEP_FIELDS = ("id", "source", "preceding", "rationale", "following", "gain")
 REQUIRED_FIELDS = (*KEEP_FIELDS[:-1], "score_with", "score_without")  # gain is computed from the scores
@@ -100,6 +100,7 @@ def scored_records(cfg: FilterConfig, stats: ReadStats) -> Iterator[dict]:
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(FilterConfig, argv, __doc__)
     setup_logging()
+    require_output(cfg)
     started, stats = time.time(), ReadStats()
     records = list(scored_records(cfg, stats))
     kept = [r for r in records if r["score_with"] - r["score_without"] >= cfg.tau]

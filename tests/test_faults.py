@@ -399,3 +399,101 @@ def test_critic_data_reads_a_record_with_a_line_separator_and_skips_one_not_utf8
     assert counts["examples"] == 2 and counts["bad_records"] == 2  # not UTF-8; a gold formula that does not parse
     critic = (out / "critic" / SHARD).read_text(encoding="utf-8").split("\n")
     assert any(f"3 apples .{LS}He buys" in line for line in critic)
+
+
+# ----------------------------------------------------------------------------- defect 10: smaller items, secrets
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch-size", "0"], "batch_size must be at least 1"),
+        (["--batch-size", "-4"], "batch_size must be at least 1"),
+        (["--min-faithfulness", "1.5"], "min_faithfulness must be in [0, 1]"),
+    ],
+)
+def test_nonsensical_values_are_refused_when_read(tmp_path, args, message):
+    inp = write_docs(tmp_path / "docs.jsonl", 2)
+    refused = run(parse_cmd(inp, tmp_path / "out", *args))
+    assert refused.returncode == 2 and message in refused.stderr  # argparse's usage error, before any work
+    assert not (tmp_path / "out").exists()
+
+
+def test_config_values_of_the_wrong_shape_and_negative_thresholds_are_refused(tmp_path):
+    from common.config import ConfigError, make_config
+    from sampling.filter_rationales import FilterConfig
+    from sampling.generate import GenerateConfig
+
+    with pytest.raises(ConfigError, match="labels: expected one str"):
+        make_config(FilterConfig, {"labels": ["a.jsonl", "b.jsonl"]})  # a YAML list for a text option
+    with pytest.raises(ConfigError, match="tau must not be negative"):
+        make_config(FilterConfig, {"tau": -1.0})
+    with pytest.raises(ConfigError, match="max_tokens must be at least 1"):
+        make_config(GenerateConfig, {"max_tokens": -5})
+    with pytest.raises(ConfigError, match="seed: expected one int"):
+        make_config(FilterConfig, {"seed": True})
+
+
+def test_output_is_required(tmp_path):
+    inp = write_docs(tmp_path / "docs.jsonl", 2)
+    for cmd in (parse_cmd(inp, tmp_path)[:-2], filter_cmd(inp, tmp_path)[:-2]):
+        env = dict(os.environ, PYTHONPATH=str(REPO))  # run from tmp_path: the cwd an empty --output meant
+        refused = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+        assert refused.returncode != 0 and "--output is required" in refused.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["docs.jsonl"]  # nothing written into the cwd
+
+
+class EchoingServer:
+    """An OpenAI-compatible stand-in whose errors echo the request's headers (as some proxies do): 503
+    once, then 400 with the headers in the body."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        calls = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                calls.append(self.path)
+                body = json.dumps({"error": "bad request", "echo": dict(self.headers)}).encode()
+                self.send_response(503 if len(calls) == 1 else 400)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.calls = calls
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_no_secret_from_the_environment_or_a_url_reaches_a_file_or_the_log(tmp_path):
+    key, password = "sk-test-5ecret-0penai-key-9876", "hunter2-url-pa55word"
+    server = EchoingServer()
+    try:
+        inp = tmp_path / "prompts.jsonl"
+        inp.write_text(json.dumps({"id": "p0", "prompt": "The cat"}) + "\n")
+        out = tmp_path / "out"
+        url = f"http://user:{password}@127.0.0.1:{server.port}/v1"
+        cmd = [sys.executable, "-m", "sampling.generate", "--backend", "openai", "--model", "m", "--base-url", url]
+        cmd += ["--input", str(inp), "--output", str(out), "--max-retries", "1", "--max-tokens", "4"]
+        done = run(cmd, env=dict(os.environ, OPENAI_API_KEY=key))
+    finally:
+        server.close()
+    assert done.returncode == 3, done.stderr  # the request failed: recorded in failures.jsonl
+    failure = json.loads((out / "part-00000-of-00001.failures.jsonl").read_text())
+    assert "HTTP 400" in failure["error"] and "Authorization" in failure["error"]  # the echo is there, redacted
+    assert len(server.calls) == 2
+    written = [p for p in out.rglob("*") if p.is_file()]
+    assert {"manifest.json", "part-00000-of-00001.settings.json"} <= {p.name for p in written}
+    for text in [done.stderr, *(p.read_text(errors="replace") for p in written)]:
+        assert key not in text and password not in text
+        assert "Bearer sk-" not in text and "Basic dXNl" not in text  # nor a prefix cut by truncation, nor base64

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from common.artifacts import BadRecordError, ReadStats, write_manifest, write_records
 from common.config import StageConfig, option, parse_config
-from common.stage import log, setup_logging, stage_manifest
+from common.stage import log, require_output, setup_logging, stage_manifest
 from common.tasks import refiner
 from common.tasks.refiner.format import NO_HINT, critic_input, is_no_hint, refine_input
 
@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         raise SystemExit(f"--task: {exc}") from None
     setup_logging()
+    require_output(cfg)
     started = time.time()
     files = [f.strip() for f in cfg.input.split(",") if f.strip()]
     stats = ReadStats()
