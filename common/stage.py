@@ -6,11 +6,12 @@ each result is the list of output records for that input, or a `Failed(error)`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,12 +178,14 @@ def _run_locked_shard(
             mininterval=2.0 if sys.stderr.isatty() else 60.0,
         )
         pending: list[tuple[int, dict[str, Any], str]] = []
-        mine = records if presharded else shard_slice(records, cfg.shard_index, cfg.num_shards)
+        mine = (
+            records if presharded else shard_slice(_unique_ids(stage, records, stats), cfg.shard_index, cfg.num_shards)
+        )
         for ordinal, rec in enumerate(mine):
             counts["in"] += 1
             rid = rec["id"] = str(rec["id"])
             if rid in seen:
-                raise ValueError(f"{stage}: duplicate input id {rid!r}; ids must be unique")
+                raise ValueError(f"{stage}: duplicate input id {rid!r} ({stats.location}); ids must be unique")
             seen.add(rid)
             if rid in writer.done_ids:
                 bar.update(1)
@@ -218,6 +221,21 @@ def _run_locked_shard(
         return EXIT_FAILURES
     log.info("%s: shard %d/%d done: %s", stage, cfg.shard_index, cfg.num_shards, counts)
     return 0
+
+
+def _unique_ids(stage: str, records: Iterable[dict[str, Any]], stats: ReadStats) -> Iterator[dict[str, Any]]:
+    """The records, refusing an id seen before anywhere in the input, not only in this shard's slice (each
+    shard reads the whole input, so every shard refuses it). Ids are kept as 64-bit digests: about 50 bytes
+    per record, and a false duplicate has a chance of about n^2 / 2^65."""
+    seen: set[int] = set()
+    for rec in records:
+        rid = str(rec["id"])
+        digest = int.from_bytes(hashlib.blake2b(rid.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
+        if digest in seen:
+            where = f" ({stats.location})" if stats.location else ""
+            raise ValueError(f"{stage}: duplicate input id {rid!r}{where}; ids must be unique across the input")
+        seen.add(digest)
+        yield rec
 
 
 @dataclass

@@ -497,3 +497,16 @@ def test_no_secret_from_the_environment_or_a_url_reaches_a_file_or_the_log(tmp_p
     for text in [done.stderr, *(p.read_text(errors="replace") for p in written)]:
         assert key not in text and password not in text
         assert "Bearer sk-" not in text and "Basic dXNl" not in text  # nor a prefix cut by truncation, nor base64
+
+
+def test_a_duplicate_id_in_another_shards_slice_is_refused(tmp_path):
+    inp = write_docs(tmp_path / "docs.jsonl", 4)
+    lines = inp.read_text().splitlines()
+    inp.write_text("\n".join([*lines, lines[0]]) + "\n")  # d0 again, in shard 0 of 2: shard 1 never held it
+    for i in range(2):  # each shard reads the whole input, so each refuses it
+        refused = run(parse_cmd(inp, tmp_path / "out", "--shard-index", str(i), "--num-shards", "2"))
+        assert (
+            refused.returncode != 0
+            and "duplicate input id 'd0' (" in refused.stderr
+            and "docs.jsonl:5" in refused.stderr
+        )
