@@ -102,16 +102,19 @@ def test_two_processes_on_different_shards_both_succeed(tmp_path):
 # ----------------------------------------------------------------------------- defects 2 and 9: a kill anywhere
 
 # Runs a stage's main with os.fsync/replace/rename/unlink wrapped: SIGKILL just before the KILL_AT-th such
-# call, so every step of a shard's life (each record's write, the sort, the manifest, the rename, the
+# call on a file in KILL_DIR (the output directory), so every step of a shard's life (each record's write, the sort, the manifest, the rename, the
 # clean-up) is a kill point. With KILL_AT=0 it prints how many calls a clean run makes.
 KILLER = """
 import atexit, os, runpy, signal, sys
-kill_at, calls = int(os.environ["KILL_AT"]), [0]
+kill_at, calls, out = int(os.environ["KILL_AT"]), [0], os.path.realpath(os.environ["KILL_DIR"])
+readlink = os.readlink
 def wrap(fn):
     def inner(*a, **kw):
-        calls[0] += 1
-        if calls[0] == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
+        target = readlink(f"/proc/self/fd/{a[0]}") if isinstance(a[0], int) else os.fspath(a[0])
+        if os.path.realpath(target).startswith(out + os.sep):  # only calls on the stage's output
+            calls[0] += 1
+            if calls[0] == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
         return fn(*a, **kw)
     return inner
 for name in ("fsync", "replace", "rename", "unlink"):
@@ -139,7 +142,8 @@ def files_in(out: Path) -> list[str]:
 
 
 def killed_at(n: int, cmd: list[str]) -> subprocess.CompletedProcess:
-    return run([sys.executable, "-c", KILLER, *cmd[2:]], env=dict(os.environ, KILL_AT=str(n)))
+    out = cmd[cmd.index("--output") + 1]
+    return run([sys.executable, "-c", KILLER, *cmd[2:]], env=dict(os.environ, KILL_AT=str(n), KILL_DIR=out))
 
 
 def test_a_kill_at_any_point_then_a_rerun_equals_a_clean_run(tmp_path):
@@ -510,3 +514,35 @@ def test_a_duplicate_id_in_another_shards_slice_is_refused(tmp_path):
             and "duplicate input id 'd0' (" in refused.stderr
             and "docs.jsonl:5" in refused.stderr
         )
+
+
+@pytest.mark.slow
+def test_a_kill_at_any_point_of_a_model_stage_then_a_rerun_equals_a_clean_run(tmp_path, tiny_llama_dir):
+    """The same as for parse_rationales, for sampling.generate on the hf backend (a tiny Llama, sampled)."""
+    inp = tmp_path / "prompts.jsonl"
+    inp.write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"How many clips {i}?"}) + "\n" for i in range(5)))
+
+    def generate_cmd(out: Path) -> list[str]:
+        return [sys.executable, "-m", "sampling.generate", "--model", tiny_llama_dir, "--device", "cpu"] + [
+            *("--input", str(inp), "--output", str(out), "--n", "2", "--temperature", "0.9"),
+            *("--max-tokens", "8", "--batch-size", "2", "--seed", "7"),
+        ]
+
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    clean = tmp_path / "clean"
+    first = run(
+        [sys.executable, "-c", KILLER, *generate_cmd(clean)[2:]], env=dict(env, KILL_AT="0", KILL_DIR=str(clean))
+    )
+    assert first.returncode == 0, first.stderr
+    calls = int(first.stderr.rsplit("CALLS ", 1)[1].split()[0])
+    for n in range(1, calls + 1):
+        out = tmp_path / f"kill{n}"
+        killed = run(
+            [sys.executable, "-c", KILLER, *generate_cmd(out)[2:]], env=dict(env, KILL_AT=str(n), KILL_DIR=str(out))
+        )
+        assert killed.returncode == -signal.SIGKILL, (n, killed.stderr[-2000:])
+        rerun = run(generate_cmd(out), env=env)
+        assert rerun.returncode == 0, (n, rerun.stderr[-2000:])
+        assert (out / SHARD).read_bytes() == (clean / SHARD).read_bytes(), n
+        assert stable_manifest(out) == stable_manifest(clean), n
+        assert files_in(out) == files_in(clean), n
