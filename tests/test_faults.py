@@ -546,3 +546,40 @@ def test_a_kill_at_any_point_of_a_model_stage_then_a_rerun_equals_a_clean_run(tm
         assert (out / SHARD).read_bytes() == (clean / SHARD).read_bytes(), n
         assert stable_manifest(out) == stable_manifest(clean), n
         assert files_in(out) == files_in(clean), n
+
+
+# ----------------------------------------------------------------------------- a full disk
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 128 KiB tmpfs, remountable larger; skipped where mounting is not allowed."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode(errors='replace').strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_a_full_disk_fails_the_stage_and_a_rerun_with_room_completes_it(tmp_path, small_disk):
+    inp = tmp_path / "docs.jsonl"
+    with open(inp, "w", encoding="utf-8") as fh:
+        for i in range(120):
+            text = f"Doc {i}. " + "Tom has apples and pears. " * 80
+            rewrite = text.replace(" Tom has", " <BOT>He counts.<EOT> Tom has", 1)
+            fh.write(json.dumps({"id": f"d{i}", "source": "t", "input": text, "output": rewrite}) + "\n")
+    out = small_disk / "out"
+    full = run(parse_cmd(inp, out, "--batch-size", "8"))
+    assert full.returncode != 0 and "No space left on device" in full.stderr
+    assert not (out / SHARD).exists()  # nothing half-written is ever presented as finished
+    subprocess.run(["mount", "-o", "remount,size=8m", str(small_disk)], check=True)
+    done = run(parse_cmd(inp, out, "--batch-size", "8"))
+    assert done.returncode == 0, done.stderr
+    clean = tmp_path / "clean"
+    assert run(parse_cmd(inp, clean, "--batch-size", "8")).returncode == 0
+    assert (out / SHARD).read_bytes() == (clean / SHARD).read_bytes()
+    assert stable_manifest(out) == stable_manifest(clean)
