@@ -6,6 +6,7 @@ each result is the list of output records for that input, or a `Failed(error)`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -295,7 +296,7 @@ def check_resume_settings(cfg: StageConfig, writer: ShardWriter) -> None:
     if resuming and writer.settings_path.exists():
         then = json.loads(writer.settings_path.read_text())
         old, new = then.get("config") or {}, now["config"]
-        changed = sorted(k for k in set(old) | set(new) if k not in RESUME_SAFE_KEYS and old.get(k) != new.get(k))
+        changed = changed_settings(cfg, old, new)
         details = [f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in changed]
         if _input_identity(then.get("inputs")) != _input_identity(now["inputs"]):
             changed.append("input data")
@@ -342,14 +343,23 @@ def check_same_config(cfg: StageConfig) -> None:
     if not path.exists():
         return
     old = json.loads(path.read_text()).get("config") or {}
-    new = config_dict(cfg)
-    changed = sorted(k for k in set(old) | set(new) if k not in RESUME_SAFE_KEYS and old.get(k) != new.get(k))
+    new = redact(config_dict(cfg))  # as the manifest records it
+    changed = changed_settings(cfg, old, new)
     if changed:
         raise SystemExit(
             f"{cfg.output} was written with different settings ({', '.join(changed)}: "
             f"{[old.get(k) for k in changed]} then, {[new.get(k) for k in changed]} now). "
             "Use a new --output, or delete it to start over."
         )
+
+
+def changed_settings(cfg: StageConfig, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Options that differ and matter. An option missing from `old` (added to the stage since) counts as
+    its default, so an upgrade alone does not refuse a resume."""
+    defaults = {f.name: f.default for f in dataclasses.fields(cfg) if f.default is not dataclasses.MISSING}
+    return sorted(
+        k for k in set(old) | set(new) if k not in RESUME_SAFE_KEYS and old.get(k, defaults.get(k)) != new.get(k)
+    )
 
 
 def stage_manifest(

@@ -583,3 +583,15 @@ def test_a_full_disk_fails_the_stage_and_a_rerun_with_room_completes_it(tmp_path
     assert run(parse_cmd(inp, clean, "--batch-size", "8")).returncode == 0
     assert (out / SHARD).read_bytes() == (clean / SHARD).read_bytes()
     assert stable_manifest(out) == stable_manifest(clean)
+
+
+def test_an_option_added_since_a_directory_was_written_counts_as_its_default(tmp_path):
+    inp = write_docs(tmp_path / "docs.jsonl", 3)
+    out = tmp_path / "out"
+    assert run(parse_cmd(inp, out)).returncode == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["config"]["allow_incomplete"]  # as written before the option existed
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert run(parse_cmd(inp, out)).returncode == 0
+    refused = run(parse_cmd(inp, out, "--allow-incomplete", "true"))
+    assert refused.returncode != 0 and "different settings (allow_incomplete" in refused.stderr
