@@ -335,14 +335,9 @@ class ShardWriter:
                 "".join(json.dumps({"entries": [list(e) for e in es], "counts": c}) + "\n" for es, c in kept)
             )
             os.replace(tmp, self.journal_path)
-        if self.partial.exists():
+        if self.partial.exists():  # a missing partial has size 0: its whole journal was dropped above
             with open(self.partial, "r+b") as fh:
                 fh.truncate(end)  # only ever shortens: end <= size
-        elif end:
-            raise RuntimeError(
-                f"{self.journal_path} lists finished inputs but {self.partial} is missing; "
-                "delete the journal to redo this shard"
-            )
         self._data = open(self.partial, "ab")
         self._journal = open(self.journal_path, "a", encoding="utf-8")
         self._failures = open(self.failures_path, "w", encoding="utf-8")
