@@ -193,8 +193,10 @@ AT_LEAST_ONE = (
     "num_shards",
     "grad_accum",
 )
-NOT_NEGATIVE = ("max_retries", "tau", "threshold", "max_chars", "limit", "temperature", "kv_cache_tokens")
+NOT_NEGATIVE = ("max_retries", "max_chars", "limit", "temperature", "kv_cache_tokens")
 FRACTIONS = ("dev_fraction", "min_faithfulness", "top_p", "warmup_ratio", "lora_dropout")
+COSINES = ("threshold",)  # prefilter's cosine similarity; -1 keeps everything
+# A negative tau is allowed: filter's gain threshold, where -1000 keeps every rationale (the test chains).
 
 
 def check_ranges(cfg) -> None:
@@ -208,6 +210,8 @@ def check_ranges(cfg) -> None:
             raise ConfigError(f"{f.name} must not be negative, not {value!r}")
         if f.name in FRACTIONS and not 0 <= value <= 1:
             raise ConfigError(f"{f.name} must be in [0, 1], not {value!r}")
+        if f.name in COSINES and not -1 <= value <= 1:
+            raise ConfigError(f"{f.name} is a cosine similarity: it must be in [-1, 1], not {value!r}")
         if f.name == "request_timeout" and value <= 0:
             raise ConfigError(f"request_timeout must be positive, not {value!r}")
 

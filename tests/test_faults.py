@@ -423,15 +423,18 @@ def test_nonsensical_values_are_refused_when_read(tmp_path, args, message):
     assert not (tmp_path / "out").exists()
 
 
-def test_config_values_of_the_wrong_shape_and_negative_thresholds_are_refused(tmp_path):
+def test_config_values_of_the_wrong_shape_or_out_of_range_are_refused(tmp_path):
     from common.config import ConfigError, make_config
     from sampling.filter_rationales import FilterConfig
     from sampling.generate import GenerateConfig
 
     with pytest.raises(ConfigError, match="labels: expected one str"):
         make_config(FilterConfig, {"labels": ["a.jsonl", "b.jsonl"]})  # a YAML list for a text option
-    with pytest.raises(ConfigError, match="tau must not be negative"):
-        make_config(FilterConfig, {"tau": -1.0})
+    from sampling.prefilter import PrefilterConfig
+
+    with pytest.raises(ConfigError, match=r"threshold is a cosine similarity: it must be in \[-1, 1\]"):
+        make_config(PrefilterConfig, {"threshold": 1.5})
+    assert make_config(FilterConfig, {"tau": -1000.0}).tau == -1000.0  # keeps every rationale (the test chains)
     with pytest.raises(ConfigError, match="max_tokens must be at least 1"):
         make_config(GenerateConfig, {"max_tokens": -5})
     with pytest.raises(ConfigError, match="seed: expected one int"):
