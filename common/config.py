@@ -48,6 +48,9 @@ class StageConfig:
         "error", "malformed input line: 'error' (stop, naming file and line) or 'skip' (count it)"
     )
     seed: int = option(0, "random seed")
+    allow_incomplete: bool = option(
+        False, "read an input directory whose shard set is incomplete (missing or unfinished shards)"
+    )
 
     def __post_init__(self) -> None:
         if self.shard_index is None:
@@ -93,6 +96,8 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{name}: expected a mapping, got {value!r}")
         return value
+    if tp in (int, float, str) and (isinstance(value, (list, dict)) or (tp is not str and isinstance(value, bool))):
+        raise ConfigError(f"{name}: expected one {tp.__name__}, got {value!r}")  # a YAML list for a text option
     try:
         if tp is bool:
             return value if isinstance(value, bool) else _parse_bool(value)
@@ -173,13 +178,53 @@ def parse_config(cls, argv: list[str] | None = None, description: str | None = N
         parser.error(str(exc))
 
 
+# Options whose nonsensical values are refused when the options are read, not deep inside a run.
+AT_LEAST_ONE = (
+    "batch_size",
+    "encode_batch",
+    "eval_batch_size",
+    "max_tokens",
+    "max_new_tokens",
+    "max_batch_tokens",
+    "step_max_tokens",
+    "rationale_max_tokens",
+    "concurrency",
+    "n",
+    "num_shards",
+    "grad_accum",
+)
+NOT_NEGATIVE = ("max_retries", "max_chars", "limit", "temperature", "kv_cache_tokens")
+FRACTIONS = ("dev_fraction", "min_faithfulness", "top_p", "warmup_ratio", "lora_dropout")
+COSINES = ("threshold",)  # prefilter's cosine similarity; -1 keeps everything
+# A negative tau is allowed: filter's gain threshold, where -1000 keeps every rationale (the test chains).
+
+
+def check_ranges(cfg) -> None:
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if f.name in AT_LEAST_ONE and value < 1:
+            raise ConfigError(f"{f.name} must be at least 1, not {value!r}")
+        if f.name in NOT_NEGATIVE and value < 0:
+            raise ConfigError(f"{f.name} must not be negative, not {value!r}")
+        if f.name in FRACTIONS and not 0 <= value <= 1:
+            raise ConfigError(f"{f.name} must be in [0, 1], not {value!r}")
+        if f.name in COSINES and not -1 <= value <= 1:
+            raise ConfigError(f"{f.name} is a cosine similarity: it must be in [-1, 1], not {value!r}")
+        if f.name == "request_timeout" and value <= 0:
+            raise ConfigError(f"request_timeout must be positive, not {value!r}")
+
+
 def make_config(cls, values: dict[str, Any]):
     hints = _field_types(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"unknown option(s) {', '.join(unknown)} for {cls.__name__}")
-    return cls(**{k: _coerce(k, hints[k], v) for k, v in values.items()})
+    cfg = cls(**{k: _coerce(k, hints[k], v) for k, v in values.items()})
+    check_ranges(cfg)
+    return cfg
 
 
 def config_dict(cfg) -> dict[str, Any]:

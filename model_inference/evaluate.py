@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.artifacts import BadRecordError, input_files, read_jsonl, write_json_atomic
+from common.artifacts import BadRecordError, ReadStats, input_files, read_jsonl, write_json_atomic
 from common.config import option, parse_config
 from common.stats import bootstrap_ci, mcnemar_exact
 
@@ -78,21 +78,20 @@ def load_run(path: str, metric: str = "correct") -> tuple[str, str, dict[str, bo
     where: dict[str, str] = {}
     heuristics: set[str] = set()
     for f in input_files(path):
-        with open(f, encoding="utf-8") as fh:  # the line numbers of the records read_jsonl yields
-            linenos = (n for n, line in enumerate(fh, 1) if line.strip())
-            for lineno, r in zip(linenos, read_jsonl(f, required=("id", metric, "heuristic"))):
-                at = f"{f}:{lineno}"
-                if not isinstance(r[metric], bool):
-                    raise BadRecordError(f"{at}: {metric!r} must be true or false, got {r[metric]!r}")
-                if isinstance(r["id"], bool) or not isinstance(r["id"], (str, int)):
-                    raise BadRecordError(f"{at}: 'id' must be a string or an integer, got {r['id']!r}")
-                if not isinstance(r["heuristic"], str):
-                    raise BadRecordError(f"{at}: 'heuristic' must be a string, got {r['heuristic']!r}")
-                key = str(r["id"])
-                if key in correct:
-                    raise BadRecordError(f"{at}: duplicate id {key!r} (first at {where[key]})")
-                correct[key], where[key] = r[metric], at
-                heuristics.add(r["heuristic"])
+        stats = ReadStats()
+        for r in read_jsonl(f, required=("id", metric, "heuristic"), stats=stats):
+            at = stats.location
+            if not isinstance(r[metric], bool):
+                raise BadRecordError(f"{at}: {metric!r} must be true or false, got {r[metric]!r}")
+            if isinstance(r["id"], bool) or not isinstance(r["id"], (str, int)):
+                raise BadRecordError(f"{at}: 'id' must be a string or an integer, got {r['id']!r}")
+            if not isinstance(r["heuristic"], str):
+                raise BadRecordError(f"{at}: 'heuristic' must be a string, got {r['heuristic']!r}")
+            key = str(r["id"])
+            if key in correct:
+                raise BadRecordError(f"{at}: duplicate id {key!r} (first at {where[key]})")
+            correct[key], where[key] = r[metric], at
+            heuristics.add(r["heuristic"])
     if len(heuristics) != 1:
         raise ValueError(f"{path}: expected one heuristic per run, found {sorted(heuristics)}")
     return dataset, heuristics.pop(), correct

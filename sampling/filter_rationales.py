@@ -4,8 +4,8 @@
 Keep a triple when gain = S_with - S_without >= tau (the reference's rule is tau = 0, which also
 keeps neutral rationales; raise tau to demand a real gain). The split is seeded and per id
 (hash(seed, id) < dev_fraction goes to dev), so it does not depend on order or sharding; the
-paper's ratio is 95/5. Writes
-  <output>/train/part-00000-of-00001.jsonl, <output>/dev/part-00000-of-00001.jsonl, manifest.json
+paper's ratio is 95/5. Writes, for shard i of n (--shard-index, --num-shards),
+  <output>/train/part-0000i-of-0000n.jsonl, <output>/dev/part-0000i-of-0000n.jsonl, manifest.json
 with records {"id", "source", "preceding", "rationale", "following", "gain"}.
 With --labels FILE (JSONL or TSV with `label` 1/0 and `id`, or preceding/rationale/following),
 the manifest reports the filter's precision and recall against those human labels.
@@ -18,14 +18,16 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.artifacts import ReadStats, read_records, write_manifest, write_records
+from common.artifacts import BadRecordError, ReadStats, read_records, shard_slice, write_manifest, write_records
 from common.config import StageConfig, option, parse_config
-from common.stage import log, setup_logging, stage_manifest
+from common.stage import log, require_output, setup_logging, stage_manifest
 
 KEEP_FIELDS = ("id", "source", "preceding", "rationale", "following", "gain")
+REQUIRED_FIELDS = (*KEEP_FIELDS[:-1], "score_with", "score_without")  # gain is computed from the scores
 
 
 @dataclass
@@ -76,11 +78,31 @@ def precision_recall(records: list[dict], kept: set[str], labels: dict) -> dict:
     return {"labelled_matched": matched, "precision": precision, "recall": recall, "tp": tp, "fp": fp, "fn": fn}
 
 
+def scored_records(cfg: FilterConfig, stats: ReadStats) -> Iterator[dict]:
+    """This shard's scored triples; a record without a field the output needs, or with a score that is not
+    a number, is a bad record (an error naming file and line, or skipped and counted)."""
+    rows = read_records(cfg.input, cfg.on_bad_record, stats, REQUIRED_FIELDS, cfg.allow_incomplete)
+    for r in shard_slice(rows, cfg.shard_index, cfg.num_shards):
+        wrong = [
+            f for f in ("score_with", "score_without") if isinstance(r[f], bool) or not isinstance(r[f], (int, float))
+        ]
+        if wrong:
+            problem = f"{stats.location}: {', '.join(wrong)} must be a number, got {r[wrong[0]]!r}"
+            if cfg.on_bad_record != "skip":
+                raise BadRecordError(problem + " (use --on-bad-record skip to skip such lines)")
+            stats.bad += 1
+            if len(stats.bad_examples) < 5:
+                stats.bad_examples.append(problem)
+            continue
+        yield r
+
+
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(FilterConfig, argv, __doc__)
     setup_logging()
+    require_output(cfg)
     started, stats = time.time(), ReadStats()
-    records = list(read_records(cfg.input, cfg.on_bad_record, stats, ("id", "score_with", "score_without")))
+    records = list(scored_records(cfg, stats))
     kept = [r for r in records if r["score_with"] - r["score_without"] >= cfg.tau]
     out = Path(cfg.output)
     counts = {"in": len(records), "kept": len(kept), "bad_records": stats.bad}
@@ -88,12 +110,15 @@ def main(argv: list[str] | None = None) -> int:
         rows = [r for r in kept if in_dev(cfg.seed, str(r["id"]), cfg.dev_fraction) == (split == "dev")]
         # cheap and deterministic: always redone
         counts[split] = write_records(
-            out / split, ({f: r.get(f, r["score_with"] - r["score_without"]) for f in KEEP_FIELDS} for r in rows)
+            out / split,
+            ({**{f: r[f] for f in KEEP_FIELDS[:-1]}, "gain": r["score_with"] - r["score_without"]} for r in rows),
+            cfg.shard_index,
+            cfg.num_shards,
         )
-    info = stage_manifest("filter_rationales", cfg, counts, started)
+    info = stage_manifest("filter_rationales", cfg, counts, started, bad_record_examples=stats.bad_examples)
     if cfg.labels:
         info["label_eval"] = precision_recall(records, {str(r["id"]) for r in kept}, read_labels(cfg.labels))
-    write_manifest(out, 0, 1, info)
+    write_manifest(out, cfg.shard_index, cfg.num_shards, info)
     log.info("filter_rationales: %s%s", counts, f"; against labels: {info['label_eval']}" if cfg.labels else "")
     return 0
 

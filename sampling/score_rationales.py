@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     llm = make_backend(cfg)
     counts: dict[str, int] = {}
     stats = ReadStats()
-    rows = read_records(cfg.input, cfg.on_bad_record, stats, required=())
+    rows = read_records(cfg.input, cfg.on_bad_record, stats, (), cfg.allow_incomplete)
     return run_stage(
         "score_rationales",
         cfg,

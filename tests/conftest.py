@@ -114,14 +114,25 @@ def shared_data(*parts: str) -> Path:
 
 
 def kill_mid_shard(proc, journal: Path, min_done: int, timeout: float = 120.0) -> None:
-    """SIGKILL a stage process once its shard journal lists `min_done` finished inputs."""
+    """SIGKILL a stage process once its shard journal lists `min_done` finished inputs (a journal line is a
+    batch of inputs)."""
     import os
     import signal
     import time
 
+    def done(text: str) -> int:
+        n = 0
+        for line in text.split("\n"):
+            try:
+                unit = json.loads(line)
+            except ValueError:
+                continue  # empty, or torn while being written
+            n += len(unit["entries"]) if isinstance(unit, dict) else 1
+        return n
+
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
-        if journal.exists() and len(journal.read_text().splitlines()) >= min_done:
+        if journal.exists() and done(journal.read_text()) >= min_done:
             os.kill(proc.pid, signal.SIGKILL)
             break
         time.sleep(0.005)

@@ -2,7 +2,16 @@ import json
 
 import pytest
 
-from common.artifacts import BadRecordError, ReadStats, ShardWriter, input_files, read_records, shard_name, shard_slice
+from common.artifacts import (
+    BadRecordError,
+    ReadStats,
+    ShardWriter,
+    input_files,
+    read_records,
+    shard_name,
+    shard_slice,
+    write_manifest,
+)
 
 
 def lines(path):
@@ -21,11 +30,13 @@ def test_writer_finalises_atomically_in_input_order(tmp_path):
         w.write("b", 1, [])  # an input with no output is still done
         assert not (tmp_path / "part-00000-of-00001.jsonl").exists()
         w.write("c", 2, [{"id": "c-0"}])
-        assert w.close(finalize=True)
+        assert w.close(finalize=True, before_commit=lambda done: write_manifest(tmp_path, 0, 1, {"finished": done}))
     final = tmp_path / "part-00000-of-00001.jsonl"
     assert [r["id"] for r in lines(final)] == ["a-0", "a-1", "c-0"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["part-00000-of-00001.jsonl"]
+    assert sorted(p.name for p in tmp_path.glob("part-*")) == ["part-00000-of-00001.jsonl"]
     assert ShardWriter(tmp_path, 0, 1).finished
+    (tmp_path / "manifests" / "part-00000-of-00001.json").unlink()  # a shard whose manifest is missing
+    assert not ShardWriter(tmp_path, 0, 1).finished  # is not finished: the next run redoes it
 
 
 def test_resume_cuts_torn_tail_and_skips_done(tmp_path):
@@ -79,7 +90,9 @@ def test_bad_line_names_file_and_line_or_is_counted(tmp_path):
 def test_input_dir_refuses_unfinished_shards(tmp_path):
     (tmp_path / "part-00000-of-00002.jsonl").write_text('{"id": "a"}\n')
     (tmp_path / "part-00000-of-00002.failures.jsonl").write_text('{"id": "z"}\n')
-    assert [p.name for p in input_files(tmp_path)] == ["part-00000-of-00002.jsonl"]
+    assert [p.name for p in input_files(tmp_path, allow_incomplete=True)] == ["part-00000-of-00002.jsonl"]
+    with pytest.raises(RuntimeError, match="holds 1 of its 2 shards"):
+        input_files(tmp_path)
     (tmp_path / "part-00001-of-00002.jsonl.partial").write_text("")
     with pytest.raises(RuntimeError, match="unfinished"):
         input_files(tmp_path)

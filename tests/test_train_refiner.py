@@ -212,3 +212,24 @@ def test_a_frozen_encoder_keeps_the_warm_start_weights(data, tiny_t5_dir, tmp_pa
     base = AutoModelForSeq2SeqLM.from_pretrained(tiny_t5_dir).state_dict()
     assert all(torch.equal(trained[k], base[k]) for k in base if k.startswith("encoder."))
     assert not all(torch.equal(trained[k], base[k]) for k in base if k.startswith("decoder.block"))
+
+
+class _RunsCodeWhenUnpickled:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (type(self.marker).touch, (self.marker,))
+
+
+def test_a_checkpoint_in_the_output_directory_cannot_run_code(data, tiny_t5_dir, tmp_path):
+    """The resume checkpoint is loaded with weights_only=True: a training.pt planted in the output
+    directory (a shared scratch space) is refused instead of running its pickle."""
+    out = tmp_path / "refiner"
+    (out / "last").mkdir(parents=True)
+    (out / "last" / "state.json").write_text(json.dumps({"epoch": 1, "step": 1}))
+    marker = tmp_path / "code-ran"
+    torch.save({"model": _RunsCodeWhenUnpickled(marker)}, out / "last" / "training.pt")
+    with pytest.raises(Exception, match="Weights only load failed|Unsupported global"):
+        train_refiner.main(cfg_for(data, tiny_t5_dir, out, "--epochs", "2"))
+    assert not marker.exists()

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from common.artifacts import BadRecordError, ReadStats, write_manifest, write_records
 from common.config import StageConfig, option, parse_config
-from common.stage import log, setup_logging, stage_manifest
+from common.stage import log, require_output, setup_logging, stage_manifest
 from common.tasks import refiner
 from common.tasks.refiner.format import NO_HINT, critic_input, is_no_hint, refine_input
 
@@ -41,24 +41,59 @@ def example_rng(seed: int, example_id: str) -> random.Random:
     return random.Random(int.from_bytes(hashlib.sha256(f"{seed}\x00{example_id}".encode()).digest()[:8], "big"))
 
 
-def task_records(task, examples: list[dict], seed: int, include_gold: bool) -> tuple[list[dict], list[dict], dict]:
-    """Critic and refinement records of a task module (common.tasks.refiner interface + perturbations)."""
+def task_records(
+    task, examples: list[dict], seed: int, include_gold: bool, on_bad_record: str = "error", stats=None
+) -> tuple[list[dict], list[dict], dict]:
+    """Critic and refinement records of a task module (common.tasks.refiner interface + perturbations).
+    An example whose records cannot be made (a gold formula that does not parse) is a bad record: an
+    error naming it, or skipped and counted in `stats`."""
     critic, refine, counts = [], [], {k: 0 for k in task.PERTURBATIONS}
     for ex in examples:
-        if include_gold:
-            critic.append(
-                {"id": f"{ex['id']}-gold", "kind": "gold", "input": critic_input(ex["x"], ex["z"]), "target": NO_HINT}
-            )
-        for n, (kind, wrong) in enumerate(task.perturbations(ex, example_rng(seed, ex["id"]))):
-            feedback = task.critique(ex, wrong)
-            rid = f"{ex['id']}-{n}-{kind}"
-            counts[kind] += 1
-            critic.append({"id": rid, "kind": kind, "input": critic_input(ex["x"], wrong), "target": feedback})
-            if not is_no_hint(feedback):
-                refine.append(
-                    {"id": rid, "kind": kind, "input": refine_input(ex["x"], wrong, feedback), "target": ex["z"]}
-                )
+        try:
+            made = _example_records(task, ex, seed, include_gold)
+        except Exception as exc:
+            where = f"example {ex['id']!r}: {type(exc).__name__}: {exc}"
+            if on_bad_record != "skip":
+                raise BadRecordError(where + " (use --on-bad-record skip to skip such records)") from None
+            stats.bad += 1
+            if len(stats.bad_examples) < 5:
+                stats.bad_examples.append(where)
+            continue
+        for kind, c, r in made:
+            critic.extend(c)
+            refine.extend(r)
+            if kind:
+                counts[kind] += len(c)
     return critic, refine, counts
+
+
+def _example_records(task, ex: dict, seed: int, include_gold: bool) -> list[tuple[str | None, list, list]]:
+    """(kind, critic records, refinement records) for one example, all made before any is kept."""
+    made: list[tuple[str | None, list, list]] = []
+    if include_gold:
+        made.append(
+            (
+                None,
+                [
+                    {
+                        "id": f"{ex['id']}-gold",
+                        "kind": "gold",
+                        "input": critic_input(ex["x"], ex["z"]),
+                        "target": NO_HINT,
+                    }
+                ],
+                [],
+            )
+        )
+    for n, (kind, wrong) in enumerate(task.perturbations(ex, example_rng(seed, ex["id"]))):
+        feedback = task.critique(ex, wrong)
+        rid = f"{ex['id']}-{n}-{kind}"
+        critic = [{"id": rid, "kind": kind, "input": critic_input(ex["x"], wrong), "target": feedback}]
+        refine = []
+        if not is_no_hint(feedback):
+            refine.append({"id": rid, "kind": kind, "input": refine_input(ex["x"], wrong, feedback), "target": ex["z"]})
+        made.append((kind, critic, refine))
+    return made
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         raise SystemExit(f"--task: {exc}") from None
     setup_logging()
+    require_output(cfg)
     started = time.time()
     files = [f.strip() for f in cfg.input.split(",") if f.strip()]
     stats = ReadStats()
@@ -75,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         examples = [e for f in files for e in task.load_examples(f, cfg.on_bad_record, stats)]
     except (BadRecordError, FileNotFoundError) as exc:
         raise SystemExit(f"critic_data: {exc}") from None
-    critic, refine, counts = task_records(task, examples, cfg.seed, cfg.include_gold)
+    try:
+        critic, refine, counts = task_records(task, examples, cfg.seed, cfg.include_gold, cfg.on_bad_record, stats)
+    except BadRecordError as exc:
+        raise SystemExit(f"critic_data: {exc}") from None
     counts.update(examples=len(examples), bad_records=stats.bad)
     out = Path(cfg.output)
     counts.update(critic=write_records(out / "critic", critic), refine=write_records(out / "refine", refine))

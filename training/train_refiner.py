@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     last = out / "last"
     if (last / "state.json").exists():
         state.update(json.loads((last / "state.json").read_text()))
-        saved = torch.load(last / "training.pt", weights_only=False)
+        saved = torch.load(last / "training.pt", weights_only=True)  # no code from a file in the output dir
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])

@@ -45,28 +45,36 @@ def load_records(
     stats: ReadStats | None = None,
 ) -> list[dict]:
     """build(record, index) for every record of `path`; a record that is not an object, lacks a required
-    field, or that build rejects (KeyError/ValueError/TypeError) errors with file:line, or is skipped."""
+    field, is not UTF-8, or that build raises on, errors with file:line, or is skipped."""
     path = Path(path)
     stats = stats if stats is not None else ReadStats()
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".csv":
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        rows = [(reader.line_num, row) for row in reader]
-    elif path.suffix == ".jsonl":
+    data = path.read_bytes()
+    if path.suffix == ".jsonl":  # lines end at "\n" only: U+2028 is legal inside a JSON string
         rows = []
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if line.strip():
+        for lineno, raw in enumerate(data.split(b"\n"), 1):
+            if raw.strip():
                 try:
-                    rows.append((lineno, json.loads(line)))
-                except json.JSONDecodeError as exc:
+                    rows.append((lineno, json.loads(raw.decode("utf-8"))))
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                     rows.append((lineno, exc))
     else:
-        rows = _json_array(text, path)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise BadRecordError(f"{path}:{line}: not UTF-8 ({exc.reason}); the file cannot be read") from None
+        if path.suffix == ".csv":
+            reader = csv.DictReader(io.StringIO(text, newline=""))
+            rows = [(reader.line_num, row) for row in reader]
+        else:
+            rows = _json_array(text, path)
     out = []
     for index, (lineno, record) in enumerate(rows):
         try:
             if isinstance(record, json.JSONDecodeError):
                 raise ValueError(f"invalid JSON ({record.msg} at column {record.colno})")
+            if isinstance(record, UnicodeDecodeError):
+                raise ValueError(f"not UTF-8 (byte {record.start + 1}: {record.reason})")
             if not isinstance(record, dict):
                 raise ValueError(f"expected a JSON object, got {type(record).__name__}")
             missing = [k for k in required if k not in record]
@@ -74,8 +82,9 @@ def load_records(
                 raise ValueError(f"missing field(s) {', '.join(missing)}")
             out.append(build(record, index))
             stats.read += 1
-        except (KeyError, ValueError, TypeError) as exc:
-            where = f"{path}:{lineno}: {exc}"
+        except Exception as exc:  # a record that build cannot read, whatever the reason, is that record's fault
+            reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            where = f"{path}:{lineno}: {reason}"
             if on_bad_record != "skip":
                 raise BadRecordError(where + " (use --on-bad-record skip to skip such records)") from None
             stats.bad += 1
