@@ -94,7 +94,7 @@ def read_jsonl(
     """Yield the JSON objects of one file; a malformed line errors with file and line, or is counted."""
     stats = stats if stats is not None else ReadStats()
     required = tuple(required)
-    with open(path, encoding="utf-8") as fh:
+    with open_text(path) as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -121,6 +121,25 @@ def read_jsonl(
             yield record
 
 
+def open_text(path: str | Path):
+    """A text file for reading, decompressed on the fly when it ends in .zst (zstandard: the Pile's
+    .jsonl.zst) or .gz."""
+    path = Path(path)
+    if path.suffix == ".zst":
+        import io
+
+        import zstandard
+
+        # max_window_size: the Pile's files are written with long-distance windows (2 GiB)
+        reader = zstandard.ZstdDecompressor(max_window_size=2**31).stream_reader(open(path, "rb"), closefd=True)
+        return io.TextIOWrapper(reader, encoding="utf-8")
+    if path.suffix == ".gz":
+        import gzip
+
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
 def read_records(
     path: str | Path, on_bad_record: str = "error", stats: ReadStats | None = None, required: Iterable[str] = ("id",)
 ) -> Iterator[dict[str, Any]]:
@@ -133,6 +152,15 @@ def shard_slice(records: Iterable[Any], index: int, count: int) -> Iterator[Any]
     for i, rec in enumerate(records):
         if i % count == index:
             yield rec
+
+
+def shard_files(files: list[Any], index: int, count: int) -> list[Any] | None:
+    """This task's files when the input is several files: every count-th file starting at index, so the
+    tasks read disjoint files whose union is the input. None when there are fewer files than tasks (the
+    caller then slices rows: every task reads every file)."""
+    if len(files) < count or len(files) <= 1:
+        return None
+    return list(files[index::count])
 
 
 # ----------------------------------------------------------------------------- writing

@@ -272,4 +272,7 @@ def attach_base_head(model, base: str, torch_dtype) -> None:
 def load_embedder(name: str = "all-minilm-l6-v2", device: str = "auto"):
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(resolve(name), device=pick_device(device))
+    device = pick_device(device)
+    model = SentenceTransformer(resolve(name), device=device)
+    # fp16 on a GPU: about twice the documents per second; cosines move by about 1e-3 (prefilter's 0.3 cut)
+    return model.half() if device.startswith("cuda") else model
