@@ -34,6 +34,9 @@ class LLMOptions(DeviceOptions):
     concurrency: int = option(64, "openai: requests in flight")
     max_retries: int = option(6, "openai: retries per request (exponential backoff) before it is a failure")
     request_timeout: float = option(600.0, "openai: seconds per request")
+    unreachable_after: float = option(
+        60.0, "openai: stop the stage when every connection has been refused for this long (a dead server)"
+    )
     score_mode: str = option("echo", "openai: 'echo' (echo + logprobs) or 'prompt_logprobs' (vLLM extension)")
     tokenizer: str = option("", "openai: tokenizer for rendering chat frames locally (default: the model name)")
 
@@ -60,6 +63,7 @@ def make_backend(opts: LLMOptions) -> LLM:
             concurrency=opts.concurrency,
             max_retries=opts.max_retries,
             timeout=opts.request_timeout,
+            unreachable_after=opts.unreachable_after,
             score_mode=opts.score_mode,
             tokenizer=opts.tokenizer or None,
         )
