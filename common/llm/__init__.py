@@ -19,7 +19,9 @@ class LLMOptions(DeviceOptions):
     model: str = option("smollm2-135m-instruct", "registry name, Hub id or local path (the served name for openai)")
     base_url: str = option("", "openai: server URL(s), comma-separated; default $OPENAI_BASE_URL")
     dtype: str = option("auto", "hf: 'auto' (bf16 on GPU, fp32 on CPU), 'float32', 'bfloat16', 'float16'")
-    max_batch_tokens: int = option(8192, "hf: padded tokens per forward batch")
+    max_batch_tokens: int = option(
+        0, "hf: padded tokens per forward batch (0 = auto: 8192 on a CPU, 8192 per 16 GB of GPU memory)"
+    )
     prefix_reuse: bool = option(
         True,
         "hf: compute a prefix shared by several continuations once, and keep the KV "
