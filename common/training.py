@@ -118,6 +118,18 @@ def use_bf16(precision: str) -> bool:
     return precision == "bf16"
 
 
+def grad_accum_for(effective_batch: int, batch_size: int, processes: int) -> int:
+    """Accumulation steps so that batch x accumulation x processes is the effective batch (rationalyst.md 5:
+    32 = 2 x 8 x 2 GPUs) on any GPU count: 16 on 1 GPU, 8 on 2, 4 on 4, 2 on 8. Refused when it does not divide."""
+    per_step = batch_size * processes
+    if effective_batch <= 0 or per_step <= 0 or effective_batch % per_step:
+        raise SystemExit(
+            f"--effective-batch {effective_batch} is not a multiple of --batch-size {batch_size} x {processes} "
+            "process(es); change one of them (or the GPU count)"
+        )
+    return effective_batch // per_step
+
+
 @dataclass(frozen=True)
 class FsdpLaunch:
     """What `accelerate launch` with an FSDP config told this process (its FSDP_* environment variables)."""

@@ -338,3 +338,33 @@ def test_released_rationales_train_a_model(tiny_llama_dir, tmp_path):
     sub = tmp_path / "sub"
     assert finetune.main([*args[:2], "--output", str(sub), *args[4:], "--max-train", "5"]) == 0
     assert json.loads((sub / "metrics.json").read_text())["train_examples"] == 5
+
+
+def test_resume_skips_a_checkpoint_whose_save_was_cut_off(tmp_path):
+    for step, complete in ((2, True), (4, True), (6, False)):
+        ckpt = tmp_path / "checkpoints" / f"checkpoint-{step}"
+        ckpt.mkdir(parents=True)
+        (ckpt / "model.safetensors").write_bytes(b"")
+        if complete:  # the Trainer writes trainer_state.json last
+            (ckpt / "trainer_state.json").write_text("{}")
+    assert finetune.latest_checkpoint(tmp_path).endswith("checkpoint-4")
+    assert finetune.latest_checkpoint(tmp_path / "none") is None
+
+
+def test_lora_under_fsdp_is_refused_before_anything_loads(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")  # what accelerate launch with an FSDP config sets
+    with pytest.raises(SystemExit, match="--lora true under FSDP is not supported"):
+        finetune.main(["--train", "missing.jsonl", "--output", str(tmp_path), "--model", "nowhere", "--lora", "true"])
+
+
+def test_bf16_training_saves_final_in_bf16_and_only_complete(tiny_llama_dir, tmp_path):
+    from safetensors import safe_open
+
+    data = write(tmp_path / "train.jsonl", ROWS)
+    args = ["--train", data, "--output", str(tmp_path / "out"), "--model", tiny_llama_dir, "--max-steps", "1"]
+    assert finetune.main(args + ["--precision", "bf16", "--batch-size", "2", "--grad-accum", "1"]) == 0
+    with safe_open(tmp_path / "out" / "final" / "model.safetensors", "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.bfloat16}
+    assert not (tmp_path / "out" / "final.tmp").exists()
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["processes"] == 1 and metrics["gradient_accumulation"] == 1

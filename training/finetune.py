@@ -19,6 +19,7 @@ configs/accelerate/fsdp.yaml -m training.finetune ...`.
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 import shutil
 import sys
@@ -38,6 +39,7 @@ from common.training import (
     causal_example,
     collate,
     fsdp_launch,
+    grad_accum_for,
     packed_collator,
     seq2seq_example,
     trainable,
@@ -74,6 +76,11 @@ class FinetuneConfig(LoraOptions):
     weight_decay: float = option(0.0, "AdamW weight decay")
     batch_size: int = option(2, "examples per device per step")
     grad_accum: int = option(16, "gradient accumulation steps (effective batch = batch x accum x devices)")
+    effective_batch: int = option(
+        0,
+        "when set, the accumulation is derived from it: effective_batch / (batch_size x processes), so the "
+        "batch stays the same on any GPU count (rationalyst.md 5: 32); 0 = use --grad-accum",
+    )
     max_length: int = option(1024, "tokens per example (truncated)")
     patience: int = option(3, "stop after this many evaluations without a better dev loss (0 = never)")
     eval_steps: int = option(0, "evaluate and save every N steps (0 = every epoch)")
@@ -190,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
             "Fine-tune LoRA on one GPU (NUM_GPUS=1; an 8B model with LoRA fits in 80 GB) or train all weights"
         )
     strategy = "steps" if cfg.eval_steps else "epoch"
+    processes = int(os.environ.get("WORLD_SIZE", "1"))  # set by accelerate launch / torchrun
+    accum = grad_accum_for(cfg.effective_batch, cfg.batch_size, processes) if cfg.effective_batch else cfg.grad_accum
+    log.info("finetune: batch %d x accumulation %d x %d process(es)", cfg.batch_size, accum, processes)
     args = TrainingArguments(
         output_dir=str(out / "checkpoints"),
         num_train_epochs=cfg.epochs,
@@ -200,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         weight_decay=cfg.weight_decay,
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
+        gradient_accumulation_steps=accum,
         eval_strategy=strategy if cfg.dev else "no",
         save_strategy=strategy,
         eval_steps=cfg.eval_steps or None,
@@ -213,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         logging_steps=1,
         report_to="none",
         seed=cfg.seed,
+        use_cpu=not torch.cuda.is_available(),  # also what makes several CPU processes one distributed run
         data_seed=cfg.seed,
         remove_unused_columns=False,
         dataloader_num_workers=0,
@@ -250,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
             "config": dataclasses.asdict(cfg),
             "git_commit": git_commit(),
             "packages": package_versions(),
+            "processes": processes,
+            "gradient_accumulation": accum,
             "train_examples": len(train),
             "dev_examples": len(dev or []),
             "duplicates_dropped": counts["duplicates"],
