@@ -9,7 +9,7 @@ export TOKENIZERS_PARALLELISM := false
 # The two venvs take about 5.5 GB; pip's wheel cache would add a second copy of the downloads.
 export PIP_NO_CACHE_DIR ?= 1
 
-.PHONY: setup setup-vllm setup-slurm check-disk demo test test-fast bench lint clean
+.PHONY: setup setup-vllm setup-slurm check-disk demo test test-fast bench gpu-check lint clean
 
 setup: $(VENV)/.done
 
@@ -89,6 +89,10 @@ bench: setup
 	$(PY) bench/verify_steps.py
 	$(PY) bench/inference.py
 	$(PY) bench/finetune.py
+
+# On a GPU machine: the FSDP path, 8B-shaped memory and speed, the CPU-tested suites on CUDA (bench/gpu_check.py)
+gpu-check: setup
+	$(PY) bench/gpu_check.py
 
 # ruff's checks (pyflakes, pycodestyle, isort, bugbear, pyupgrade) and its formatter, as a check
 lint: setup

@@ -138,7 +138,7 @@ def read_jsonl(
     `id` that is not a string or an integer, is a bad record like invalid JSON."""
     stats = stats if stats is not None else ReadStats()
     required = tuple(required)
-    with open(path, "rb") as fh:
+    with open_binary(path) as fh:
         for lineno, raw in enumerate(fh, 1):  # binary lines end at b"\n" only
             if not raw.strip():
                 continue
@@ -177,6 +177,25 @@ def read_jsonl(
             yield record
 
 
+def open_binary(path: str | Path):
+    """A file for reading bytes, decompressed on the fly when it ends in .zst (zstandard: the Pile's
+    .jsonl.zst) or .gz; its lines end at b"\n" only."""
+    path = Path(path)
+    if path.suffix == ".zst":
+        import io
+
+        import zstandard
+
+        # max_window_size: the Pile's files are written with long-distance windows (2 GiB)
+        reader = zstandard.ZstdDecompressor(max_window_size=2**31).stream_reader(open(path, "rb"), closefd=True)
+        return io.BufferedReader(reader)
+    if path.suffix == ".gz":
+        import gzip
+
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
 def read_records(
     path: str | Path,
     on_bad_record: str = "error",
@@ -193,6 +212,15 @@ def shard_slice(records: Iterable[Any], index: int, count: int) -> Iterator[Any]
     for i, rec in enumerate(records):
         if i % count == index:
             yield rec
+
+
+def shard_files(files: list[Any], index: int, count: int) -> list[Any] | None:
+    """This task's files when the input is several files: every count-th file starting at index, so the
+    tasks read disjoint files whose union is the input. None when there are fewer files than tasks (the
+    caller then slices rows: every task reads every file)."""
+    if len(files) < count or len(files) <= 1:
+        return None
+    return list(files[index::count])
 
 
 # ----------------------------------------------------------------------------- writing

@@ -185,7 +185,6 @@ AT_LEAST_ONE = (
     "eval_batch_size",
     "max_tokens",
     "max_new_tokens",
-    "max_batch_tokens",
     "step_max_tokens",
     "rationale_max_tokens",
     "concurrency",
@@ -193,7 +192,7 @@ AT_LEAST_ONE = (
     "num_shards",
     "grad_accum",
 )
-NOT_NEGATIVE = ("max_retries", "max_chars", "limit", "temperature", "kv_cache_tokens")
+NOT_NEGATIVE = ("max_retries", "max_chars", "limit", "temperature", "kv_cache_tokens", "max_batch_tokens")  # 0 = auto
 FRACTIONS = ("dev_fraction", "min_faithfulness", "top_p", "warmup_ratio", "lora_dropout")
 COSINES = ("threshold",)  # prefilter's cosine similarity; -1 keeps everything
 # A negative tau is allowed: filter's gain threshold, where -1000 keeps every rationale (the test chains).

@@ -202,9 +202,23 @@ def pick_dtype(device: str, dtype: str = "auto"):
 
     if dtype != "auto":
         return getattr(torch, dtype)
-    if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+    if device.startswith("cuda") and torch.cuda.is_available() and native_bf16(torch.cuda.get_device_capability()):
         return torch.bfloat16
     return torch.float32
+
+
+def native_bf16(capability: tuple[int, int]) -> bool:
+    """bf16 in hardware from compute capability 8 (Ampere) on. `torch.cuda.is_bf16_supported()` also says yes
+    on a V100 or T4, where bf16 is emulated: several times slower than fp32 there."""
+    return capability[0] >= 8
+
+
+def hf_batch_tokens(gpu_memory_bytes: int | None, base: int = 8192) -> int:
+    """The hf backend's padded tokens per forward batch for a device: `base` (sized for the CPU and a 16 GB
+    card) scaled with the GPU's memory in steps of 16 GB, so an 80 GB card runs 5 x base tokens a batch."""
+    if not gpu_memory_bytes:
+        return base
+    return base * max(1, gpu_memory_bytes // (16 * 2**30))
 
 
 def auto_bos_id(tok) -> int | None:
@@ -272,4 +286,7 @@ def attach_base_head(model, base: str, torch_dtype) -> None:
 def load_embedder(name: str = "all-minilm-l6-v2", device: str = "auto"):
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(resolve(name), device=pick_device(device))
+    device = pick_device(device)
+    model = SentenceTransformer(resolve(name), device=device)
+    # fp16 on a GPU: about twice the documents per second; cosines move by about 1e-3 (prefilter's 0.3 cut)
+    return model.half() if device.startswith("cuda") else model

@@ -3,6 +3,7 @@ slurm/70_inference.sbatch call it).
 
     python -m common.slurm recipe-value STAGE KEY      the KEY of $CONFIG_DIR/STAGE.yaml, or nothing
     python -m common.slurm inference-plan              the inference array: one line per task of this job
+    python -m common.slurm gpu-share MEMORY_MIB        vLLM options for two servers on one GPU, or a refusal
 
 inference-plan reads BENCHMARKS (default: the recipe's data set), HEURISTICS (default rationalyst,random),
 INFERENCE_SHARDS (1), DATASET, BACKEND, MODEL, CONFIG_DIR, RUN_DIR and SLURM_ARRAY_TASK_ID (unset: every
@@ -29,6 +30,25 @@ def recipe_value(stage: str, key: str, config_dir: str | None = None) -> str:
         return ""
     value = (yaml.safe_load(path.read_text()) or {}).get(key, "")
     return "" if value is None else str(value)
+
+
+SHARED_GPU_FRACTION = 0.45  # two servers (agent, rationale model) on one GPU
+MIN_KV_CACHE_GB = 8.0  # per server: about 64,000 tokens of Llama-3-8B's KV cache (128 KB a token)
+
+
+def gpu_share(memory_mib: int, model_gb: float = 16.0) -> str:
+    """vLLM options for the agent and the rationale model sharing one GPU: each gets 0.45 of it, which must
+    leave room for a KV cache after its weights (8B in bf16: 16 GB). On a 40 to 48 GB card it would leave 2 to
+    6 GB, too little to batch: refused, asking for two GPUs. Unknown memory (0: no nvidia-smi) is not refused."""
+    if memory_mib:
+        kv_gb = SHARED_GPU_FRACTION * memory_mib / 1024 - model_gb
+        if kv_gb < MIN_KV_CACHE_GB:
+            raise SystemExit(
+                f"two vLLM servers on one {memory_mib / 1024:.0f} GB GPU leave {kv_gb:.0f} GB of KV cache each "
+                f"(less than {MIN_KV_CACHE_GB:.0f} GB): request two GPUs (INFERENCE_SBATCH_ARGS=--gres=gpu:2, one "
+                "model on each) or serve the rationale model elsewhere (RATIONALE_BASE_URL)"
+            )
+    return f"--gpu-memory-utilization {SHARED_GPU_FRACTION}"
 
 
 def inference_plan(env: dict[str, str]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
@@ -68,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) == 3 and argv[0] == "recipe-value":
         print(recipe_value(argv[1], argv[2]))
+        return 0
+    if len(argv) == 2 and argv[0] == "gpu-share":
+        print(gpu_share(int(argv[1] or 0)))
         return 0
     if argv == ["inference-plan"]:
         header, rows = inference_plan(dict(os.environ))

@@ -44,6 +44,7 @@ RESUME_SAFE_KEYS = {
     "concurrency",
     "max_retries",
     "request_timeout",
+    "unreachable_after",
     "device",
     "max_batch_tokens",
     "batch_size",

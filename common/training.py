@@ -3,12 +3,14 @@ example encoding with the prompt masked, the collator, trainable-parameter setup
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 
 from common.config import option
-from common.models import auto_bos_id, pick_device, with_single_bos
+from common.models import auto_bos_id, native_bf16, pick_device, with_single_bos
 
 IGNORE = -100
 
@@ -112,5 +114,54 @@ def trainable(model, cfg, seq2seq: bool):
 
 def use_bf16(precision: str) -> bool:
     if precision == "auto":
-        return pick_device() == "cuda" and torch.cuda.is_bf16_supported()
+        return pick_device() == "cuda" and native_bf16(torch.cuda.get_device_capability())
     return precision == "bf16"
+
+
+def grad_accum_for(effective_batch: int, batch_size: int, processes: int) -> int:
+    """Accumulation steps so that batch x accumulation x processes is the effective batch (rationalyst.md 5:
+    32 = 2 x 8 x 2 GPUs) on any GPU count: 16 on 1 GPU, 8 on 2, 4 on 4, 2 on 8. Refused when it does not divide."""
+    per_step = batch_size * processes
+    if effective_batch <= 0 or per_step <= 0 or effective_batch % per_step:
+        raise SystemExit(
+            f"--effective-batch {effective_batch} is not a multiple of --batch-size {batch_size} x {processes} "
+            "process(es); change one of them (or the GPU count)"
+        )
+    return effective_batch // per_step
+
+
+@dataclass(frozen=True)
+class FsdpLaunch:
+    """What `accelerate launch` with an FSDP config told this process (its FSDP_* environment variables)."""
+
+    activation_checkpointing: bool
+    state_dict_type: str
+    cpu_ram_efficient_loading: bool
+
+
+def fsdp_launch(env: Mapping[str, str] | None = None) -> FsdpLaunch | None:
+    """The FSDP settings of this launch, or None when it is not an FSDP launch."""
+    env = os.environ if env is None else env
+    if env.get("ACCELERATE_USE_FSDP", "false").lower() != "true":
+        return None
+    return FsdpLaunch(
+        activation_checkpointing=env.get("FSDP_ACTIVATION_CHECKPOINTING", "false").lower() == "true",
+        state_dict_type=env.get("FSDP_STATE_DICT_TYPE", "FULL_STATE_DICT").upper().replace("STATEDICTTYPE.", ""),
+        cpu_ram_efficient_loading=env.get("FSDP_CPU_RAM_EFFICIENT_LOADING", "false").lower() == "true",
+    )
+
+
+def rng_state() -> dict:
+    """torch's random state for a resumable checkpoint: the CPU generator's and, on a GPU, every CUDA
+    device's (dropout and sampling on a GPU draw from the CUDA generators, not the CPU one)."""
+    return {
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+
+
+def restore_rng_state(saved: dict) -> None:
+    torch.set_rng_state(saved["torch_rng"])
+    cuda = saved.get("cuda_rng")
+    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)

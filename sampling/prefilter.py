@@ -13,6 +13,7 @@ document) >= threshold. Writes {"id", "text" (raw), "score", "source"}.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import re
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.artifacts import ReadStats, read_jsonl
+from common.artifacts import ReadStats, read_jsonl, shard_files
 from common.config import StageConfig, option, parse_config
 from common.models import DeviceOptions, cache_dir, load_embedder
 from common.stage import log, run_stage, shard_finished
@@ -95,32 +96,88 @@ def centroid(cfg: PrefilterConfig, embedder) -> np.ndarray:
     return vec
 
 
-def corpus_records(cfg: PrefilterConfig, stats: ReadStats) -> tuple[Iterator[dict], bool]:
-    """(records, presharded). Local files are sharded by the runner; a Hub stream by the data set."""
-    local = Path(cfg.input)
-    if local.exists():
-        return _local_records(local, cfg, stats), False
+CORPUS_SUFFIXES = (".jsonl", ".jsonl.zst", ".jsonl.gz", ".txt")
+
+
+def local_corpus_files(spec: str) -> list[Path] | None:
+    """The local files of the corpus, sorted: a file, a folder (searched recursively for .jsonl,
+    .jsonl.zst, .jsonl.gz and .txt), a glob, or several of these comma-separated. None when `spec` is one
+    name that is nothing local (then it is a Hub data set id)."""
+    parts = [p.strip() for p in spec.split(",") if p.strip()]
+    files: list[Path] = []
+    for part in parts:
+        path = Path(part)
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(CORPUS_SUFFIXES))
+        elif path.is_file():
+            files.append(path)
+        elif any(c in part for c in "*?["):  # a glob
+            files += sorted(Path(p) for p in glob.glob(part, recursive=True) if Path(p).is_file())
+        elif len(parts) == 1:
+            return None
+        else:
+            raise FileNotFoundError(f"corpus file {part} (in --input {spec}) does not exist")
+    return files
+
+
+def corpus_records(cfg: PrefilterConfig, stats: ReadStats) -> tuple[Iterator[dict], bool, list[str]]:
+    """(records, presharded, the local files this task reads). Several files (local, or a Hub data set's files) are sharded by file: each
+    array task reads only its own files (artifacts.shard_files). Rows are sliced by the runner only when
+    there are fewer files than tasks."""
+    files = local_corpus_files(cfg.input)
+    if files is not None:
+        if not files:
+            raise FileNotFoundError(f"corpus {cfg.input} holds no {', '.join(CORPUS_SUFFIXES)} files")
+        mine = shard_files(files, cfg.shard_index, cfg.num_shards)
+        if mine is None and cfg.num_shards > 1:
+            log.warning(
+                "prefilter: %d file(s) for %d tasks: every task reads the whole corpus (split it into at least "
+                "%d files to shard by file)",
+                len(files),
+                cfg.num_shards,
+                cfg.num_shards,
+            )
+        log.info("prefilter: task %d reads %d of %d corpus file(s)", cfg.shard_index, len(mine or files), len(files))
+        roots = [Path(p.strip()) for p in cfg.input.split(",")]
+        read = mine or files
+        return _local_records(read, roots, cfg, stats), mine is not None, [str(f) for f in read]
+    return hub_records(cfg.input, cfg.corpus_split, cfg.text_field, cfg.shard_index, cfg.num_shards), True, []
+
+
+def hub_stream(name: str, split: str, index: int, count: int, **load_kw):
+    """Task `index` of `count` of a streamed data set. When the data set has at least `count` files
+    (`n_shards`), each task streams only its own files; otherwise (with a warning) every task streams all
+    of it and keeps every count-th row, which is what `split_dataset_by_node` does unless `count` divides
+    the file count (the Pile's 30 train files and 8 tasks: each task would decode the whole corpus)."""
     from datasets import load_dataset
     from datasets.distributed import split_dataset_by_node
 
-    stream = load_dataset(cfg.input, split=cfg.corpus_split, streaming=True)
-    stream = split_dataset_by_node(stream, rank=cfg.shard_index, world_size=cfg.num_shards)
-
-    def gen():
-        for k, row in enumerate(stream):
-            meta = row.get("meta") or {}
-            yield {
-                "id": f"{cfg.shard_index}-{k}",
-                "text": row[cfg.text_field],
-                "source": meta.get("pile_set_name", cfg.input) if isinstance(meta, dict) else cfg.input,
-            }
-
-    return gen(), True
+    stream = load_dataset(name, split=split, streaming=True, **load_kw)
+    if count <= 1:
+        return stream
+    if stream.n_shards >= count:
+        return stream.shard(num_shards=count, index=index, contiguous=False)
+    log.warning(
+        "prefilter: %s has %d file(s) for %d tasks: every task streams the whole corpus", name, stream.n_shards, count
+    )
+    return split_dataset_by_node(stream, rank=index, world_size=count)
 
 
-def _local_records(path: Path, cfg: PrefilterConfig, stats: ReadStats) -> Iterator[dict]:
-    files = sorted(p for p in path.rglob("*") if p.suffix in (".jsonl", ".txt")) if path.is_dir() else [path]
+def hub_records(name: str, split: str, text_field: str, index: int, count: int, **load_kw) -> Iterator[dict]:
+    for k, row in enumerate(hub_stream(name, split, index, count, **load_kw)):
+        meta = row.get("meta") or {}
+        yield {
+            "id": f"{index}-{k}",
+            "text": row[text_field],
+            "source": meta.get("pile_set_name", name) if isinstance(meta, dict) else name,
+        }
+
+
+def _local_records(files: list[Path], roots: list[Path], cfg: PrefilterConfig, stats: ReadStats) -> Iterator[dict]:
     for f in files:
+        # ids name the file relative to the corpus folder: unique across sub-folders, stable across shardings
+        root = next((r for r in roots if r.is_dir() and f.is_relative_to(r)), None)
+        name = f.relative_to(root).as_posix() if root else f.name
         if f.suffix == ".txt":
             paragraphs = re.split(r"\n\s*\n", f.read_text(encoding="utf-8"))
             rows = ({"text": p.strip()} for p in paragraphs if p.strip())
@@ -129,7 +186,7 @@ def _local_records(path: Path, cfg: PrefilterConfig, stats: ReadStats) -> Iterat
         for k, row in enumerate(rows):
             meta = row.get("meta") if isinstance(row.get("meta"), dict) else {}
             yield {
-                "id": f"{f.name}:{k}",
+                "id": f"{name}:{k}",
                 "text": row[cfg.text_field] if f.suffix != ".txt" else row["text"],
                 "source": meta.get("pile_set_name", f.name),
             }
@@ -179,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         return results
 
     stats = ReadStats()
-    records, presharded = corpus_records(cfg, stats)
+    records, presharded, files = corpus_records(cfg, stats)
     return run_stage(
         "prefilter",
         cfg,
@@ -188,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=cfg.encode_batch,
         presharded=presharded,
         extra_counts=counts,
+        extra_info=lambda: {"corpus_files": files},
         read_stats=stats,
     )
 

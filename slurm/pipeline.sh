@@ -6,7 +6,7 @@
 # Submission: `sbatch --parsable`, each stage `--dependency=afterok:<previous>` and
 # `--kill-on-invalid-dep=yes` (a failed stage cancels its dependents instead of leaving them
 # pending forever). Arrays for the sharded stages; override a stage's array with e.g.
-# PREFILTER_ARRAY=0-15. --local runs the same sbatch files with bash, array indices in a loop.
+# PREFILTER_ARRAY=0-14. --local runs the same sbatch files with bash, array indices in a loop.
 # Resubmitting resumes: finished shards are skipped, unfinished ones continue.
 # Knobs: RUN_DIR (outputs), CONFIG_DIR (recipes; configs/paper by default), LOG_DIR (job logs; logs),
 # FAMILIES (web,datasets), BENCHMARKS (the inference recipe's), HEURISTICS (rationalyst,random),

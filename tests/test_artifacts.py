@@ -7,7 +7,9 @@ from common.artifacts import (
     ReadStats,
     ShardWriter,
     input_files,
+    read_jsonl,
     read_records,
+    shard_files,
     shard_name,
     shard_slice,
     write_manifest,
@@ -105,3 +107,26 @@ def test_several_inputs_comma_separated(tmp_path):
         (tmp_path / name).mkdir()
         (tmp_path / name / "part-00000-of-00001.jsonl").write_text(json.dumps({"id": name}) + "\n")
     assert [r["id"] for r in read_records(f"{tmp_path / 'a'},{tmp_path / 'b'}")] == ["a", "b"]
+
+
+def test_compressed_jsonl_is_read_and_bad_lines_name_the_file(tmp_path):
+    import gzip
+
+    import zstandard
+
+    body = '{"id": "1"}\n{"id": "2"}\n{"id": 3\n'
+    zst, gz = tmp_path / "in.jsonl.zst", tmp_path / "in.jsonl.gz"
+    zst.write_bytes(zstandard.ZstdCompressor().compress(body.encode()))
+    gz.write_bytes(gzip.compress(body.encode()))
+    for path in (zst, gz):
+        assert [r["id"] for r in read_jsonl(path, "skip")] == ["1", "2"]
+        with pytest.raises(BadRecordError, match=rf"{path.name}:3: invalid JSON"):
+            list(read_jsonl(path))
+
+
+def test_shard_files_gives_disjoint_tasks_covering_the_files():
+    files = [f"f{i}" for i in range(30)]
+    tasks = [shard_files(files, i, 8) for i in range(8)]
+    assert sorted(f for t in tasks for f in t) == sorted(files)
+    assert sum(len(t) for t in tasks) == 30 and {len(t) for t in tasks} == {3, 4}
+    assert shard_files(files[:3], 0, 8) is None and shard_files(["one"], 0, 1) is None

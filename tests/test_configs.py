@@ -113,6 +113,7 @@ PAPER = {
         "weight_decay": (0.0, "5: --weight_decay 0."),
         "batch_size": (2, "5: --per_device_train_batch_size 2"),
         "grad_accum": (8, "5: --gradient_accumulation_steps 8 (x 2 GPUs x 2 = 32)"),
+        "effective_batch": (32, "5: 2 GPUs x batch 2 x accumulation 8"),
         "max_length": (1024, "5: model_max_length 1024"),
         "epochs": (20, "5: --num_train_epochs 20"),
         "eval_steps": (0, "5: --evaluation_strategy epoch --save_strategy epoch"),

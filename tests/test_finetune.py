@@ -338,3 +338,102 @@ def test_released_rationales_train_a_model(tiny_llama_dir, tmp_path):
     sub = tmp_path / "sub"
     assert finetune.main([*args[:2], "--output", str(sub), *args[4:], "--max-train", "5"]) == 0
     assert json.loads((sub / "metrics.json").read_text())["train_examples"] == 5
+
+
+def test_resume_skips_a_checkpoint_whose_save_was_cut_off(tmp_path):
+    for step, complete in ((2, True), (4, True), (6, False)):
+        ckpt = tmp_path / "checkpoints" / f"checkpoint-{step}"
+        ckpt.mkdir(parents=True)
+        (ckpt / "model.safetensors").write_bytes(b"")
+        if complete:  # the Trainer writes trainer_state.json last
+            (ckpt / "trainer_state.json").write_text("{}")
+    assert finetune.latest_checkpoint(tmp_path).endswith("checkpoint-4")
+    assert finetune.latest_checkpoint(tmp_path / "none") is None
+
+
+def test_lora_under_fsdp_is_refused_before_anything_loads(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")  # what accelerate launch with an FSDP config sets
+    with pytest.raises(SystemExit, match="--lora true under FSDP is not supported"):
+        finetune.main(["--train", "missing.jsonl", "--output", str(tmp_path), "--model", "nowhere", "--lora", "true"])
+
+
+def test_bf16_training_saves_final_in_bf16_and_only_complete(tiny_llama_dir, tmp_path):
+    from safetensors import safe_open
+
+    data = write(tmp_path / "train.jsonl", ROWS)
+    args = ["--train", data, "--output", str(tmp_path / "out"), "--model", tiny_llama_dir, "--max-steps", "1"]
+    assert finetune.main(args + ["--precision", "bf16", "--batch-size", "2", "--grad-accum", "1"]) == 0
+    with safe_open(tmp_path / "out" / "final" / "model.safetensors", "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.bfloat16}
+    assert not (tmp_path / "out" / "final.tmp").exists()
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["processes"] == 1 and metrics["gradient_accumulation"] == 1
+
+
+def cpu_variant_of_the_fsdp_config(path: Path) -> Path:
+    """configs/accelerate/fsdp.yaml as shipped, changed only where a CPU requires it: use_cpu, no bf16, and no
+    sync_module_states / cpu_ram_efficient_loading (accelerate needs a GPU to build the broadcast's init)."""
+    import yaml
+
+    from tests.conftest import REPO
+
+    cfg = yaml.safe_load((REPO / "configs" / "accelerate" / "fsdp.yaml").read_text())
+    assert cfg["fsdp_config"]["fsdp_activation_checkpointing"] is True
+    assert cfg["fsdp_config"]["fsdp_state_dict_type"] == "SHARDED_STATE_DICT"
+    cfg.update(use_cpu=True, mixed_precision="no", num_processes=2)
+    cfg["fsdp_config"].update(fsdp_sync_module_states=False, fsdp_cpu_ram_efficient_loading=False)
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.mark.slow
+def test_two_processes_through_accelerate_launch_train_save_and_resume(tiny_llama_dir, tmp_path):
+    """The multi-process branch of slurm/60_finetune.sbatch on CPU: `accelerate launch` with the FSDP config's
+    CPU variant, 2 processes over gloo. On a CPU accelerate runs the processes as one data-parallel job (its
+    FSDP wrapping needs a GPU; bench/gpu_check.py covers that): what is tested here is the rest of the
+    multi-process path: the accumulation from the process count, rank 0 alone writing final/ and
+    metrics.json after the barrier, resuming both processes from a checkpoint, LoRA refused."""
+    import subprocess
+
+    from transformers import AutoModelForCausalLM
+
+    from tests.conftest import REPO
+
+    config = cpu_variant_of_the_fsdp_config(tmp_path / "fsdp-cpu.yaml")
+    data = write(tmp_path / "train.jsonl", ROWS * 3)
+    out = tmp_path / "out"
+
+    def launch(*extra: str) -> subprocess.CompletedProcess:
+        cmd = [str(REPO / ".venv" / "bin" / "accelerate"), "launch", "--config_file", str(config)]
+        cmd += ["--num_processes", "2", "--main_process_port", str(free_port()), "-m", "training.finetune"]
+        cmd += ["--train", data, "--dev", data, "--output", str(out), "--model", tiny_llama_dir, "--lr", "3e-3"]
+        cmd += ["--batch-size", "2", "--effective-batch", "8", "--eval-steps", "2", "--warmup-ratio", "0", *extra]
+        return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+
+    first = launch("--max-steps", "2")
+    assert first.returncode == 0, first.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["processes"] == 2 and metrics["gradient_accumulation"] == 2 and metrics["steps"] == 2
+    assert first.stderr.count("finetune: 2 steps;") == 1  # only rank 0 gets past the barrier to metrics.json
+    assert sorted(p.name for p in (out / "checkpoints" / "checkpoint-2").glob("rng_state_*.pth")) == [
+        "rng_state_0.pth",
+        "rng_state_1.pth",
+    ]
+    # a longer run into the same directory resumes both processes from checkpoint-2
+    (out / "metrics.json").unlink()
+    second = launch("--max-steps", "4")
+    assert second.returncode == 0, second.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["resumed_from"].endswith("checkpoint-2") and metrics["steps"] == 4
+    assert AutoModelForCausalLM.from_pretrained(out / "final").num_parameters() > 0
+    assert not (out / "final.tmp").exists()
+    lora = launch("--max-steps", "2", "--lora", "true")
+    assert lora.returncode != 0 and "--lora true under FSDP is not supported" in lora.stderr
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

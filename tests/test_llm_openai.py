@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from common.llm.openai import OpenAIBackend
+from common.llm.openai import OpenAIBackend, ServerUnreachable
 from common.llm.vllm_server import VLLMServer, free_port
 from tests.conftest import REPO
 from tests.faulty_proxy import FaultyProxy
@@ -167,7 +167,7 @@ class StandIn:
     """A stand-in OpenAI-compatible server on 127.0.0.1 (no model): /v1/completions answers the
     prompt's own text back, and every request it gets is kept in `seen`."""
 
-    def __init__(self):
+    def __init__(self, die_after: int = 0):
         self.seen: list[str] = []
         stand_in = self
 
@@ -178,6 +178,10 @@ class StandIn:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 stand_in.seen.append(body["prompt"])
+                if len(stand_in.seen) == die_after:  # the server dies: its port refuses connections from now on
+                    closing = threading.Thread(target=stand_in.close)
+                    closing.start()
+                    closing.join()  # before this answer goes out, so no later request gets in
                 data = json.dumps({"choices": [{"index": 0, "text": f"echo {body['prompt']}"}]}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -265,3 +269,46 @@ def test_permanent_failure_lands_in_failures_jsonl(vllm_url, tmp_path):
         assert len([s for s in proxy.seen if "completions" in s]) == 2
     final = (out / "part-00000-of-00001.jsonl").read_text().splitlines()
     assert [json.loads(l)["id"] for l in final] == ["p0", "p1", "p2"]
+
+
+def test_a_dead_server_stops_the_call_within_its_deadline():
+    """Nothing listens on the port: the call keeps retrying refused connections only until
+    unreachable_after (60 s by default), then raises ServerUnreachable naming the URL, even though
+    max_retries would allow hours of backoff."""
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    llm = OpenAIBackend("stand-in", base_url=dead, max_retries=1000, backoff=0.2, unreachable_after=1.5)
+    started = time.monotonic()
+    with pytest.raises(ServerUnreachable, match=r"no server answered for \ds .*127\.0\.0\.1.*Rerun the stage"):
+        llm.generate(["p0", "p1", "p2"], max_tokens=2)
+    assert 1.5 <= time.monotonic() - started < 5
+    assert OpenAIBackend("stand-in", base_url=dead).unreachable_after == 60.0
+
+
+def test_a_server_dying_mid_stage_ends_the_stage_and_the_rest_is_retried(tmp_path):
+    """The server answers 4 requests (2 batches), then dies. The stage stops within seconds with ServerUnreachable
+    (not 8 inputs each written to failures.jsonl after its own backoff); the journal keeps the finished
+    batch; the next run, against a live server, sends only the inputs not done."""
+    from sampling import generate
+
+    inp = tmp_path / "prompts.jsonl"
+    inp.write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"p{i}"}) + "\n" for i in range(8)))
+    out = tmp_path / "out"
+    args = ["--backend", "openai", "--model", "stand-in", "--input", str(inp), "--output", str(out)]
+    args += ["--batch-size", "2", "--max-tokens", "2", "--unreachable-after", "1.5"]
+    dying = StandIn(die_after=4)
+    started = time.monotonic()
+    with pytest.raises(ServerUnreachable, match="Rerun the stage"):
+        generate.main(args + ["--base-url", dying.url])
+    assert time.monotonic() - started < 10
+    journal = (out / "part-00000-of-00001.jsonl.journal").read_text().splitlines()
+    assert [json.loads(line)[0] for line in journal] == ["p0", "p1", "p2", "p3"]
+    assert not (out / "part-00000-of-00001.failures.jsonl").exists()
+    live = StandIn()
+    try:
+        assert generate.main(args + ["--base-url", live.url]) == 0
+    finally:
+        live.close()
+    assert sorted(live.seen) == [f"p{i}" for i in range(4, 8)]
+    rows = [json.loads(line) for line in (out / "part-00000-of-00001.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == [f"p{i}" for i in range(8)]
+    assert json.loads((out / "manifest.json").read_text())["counts"]["skipped_done"] == 4

@@ -136,3 +136,14 @@ def test_a_checkpoint_without_its_head_is_refused_or_takes_the_base_head(tiny_ll
     # the same weights but one extra softmax row: the log-probs differ only by that row's mass
     assert all(abs(a - b) < 0.05 for g, w in zip(got, want) for a, b in zip(g.logprobs, w.logprobs))
     assert backend.generate([chat], max_tokens=4)[0].texts
+
+
+def test_bf16_needs_compute_capability_8():
+    assert not models.native_bf16((7, 0)) and not models.native_bf16((7, 5))  # V100, T4: emulated
+    assert models.native_bf16((8, 0)) and models.native_bf16((9, 0))  # A100, H100
+
+
+def test_hf_batch_tokens_scale_with_gpu_memory():
+    gib = 2**30
+    assert models.hf_batch_tokens(None) == models.hf_batch_tokens(8 * gib) == models.hf_batch_tokens(16 * gib) == 8192
+    assert models.hf_batch_tokens(40 * gib) == 2 * 8192 and models.hf_batch_tokens(80 * gib) == 5 * 8192

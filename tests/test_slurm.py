@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from common.slurm import inference_plan, recipe_value
 from tests.conftest import REPO
 
@@ -51,3 +53,27 @@ def test_empty_fields_survive_the_shell(tmp_path):
         env={"PATH": "/usr/bin:/bin", "PY": sys.executable, "CONFIG_DIR": str(tmp_path), "HEURISTICS": "random"},
     )
     assert out.stdout.strip() == "[][1][runs/rationalyst/inference/gsm8k-random]"
+
+
+def test_two_servers_share_one_gpu_only_when_it_leaves_a_kv_cache():
+    from common.slurm import gpu_share
+
+    assert gpu_share(81920) == gpu_share(0) == "--gpu-memory-utilization 0.45"  # 80 GB; unknown (no nvidia-smi)
+    for small in (40960, 49152):  # 40 and 48 GB: 2 and 6 GB of KV cache each
+        with pytest.raises(SystemExit, match="request two GPUs"):
+            gpu_share(small)
+
+
+def test_inference_job_on_one_small_gpu_is_refused_before_starting_servers(tmp_path):
+    """70_inference.sbatch asks nvidia-smi for the card's memory (a stand-in here reports 40 GB)."""
+    import os
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\necho 40960\n")
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", CUDA_VISIBLE_DEVICES="0", PYTHON=sys.executable)
+    env.update(RUN_DIR=str(tmp_path / "run"), LOG_DIR=str(tmp_path / "logs"), VLLM_PYTHON="/nonexistent")
+    env.pop("OPENAI_BASE_URL", None)
+    done = subprocess.run(["bash", "slurm/70_inference.sbatch"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert done.returncode != 0 and "request two GPUs" in done.stderr, done.stdout + done.stderr

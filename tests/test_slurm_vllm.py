@@ -38,6 +38,7 @@ STAND_IN = """
 import json, os, sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 port = int(sys.argv[sys.argv.index("--port") + 1])
+print("stand-in engine: model loaded", flush=True)
 with open(os.environ["RECORD"], "a") as fh:
     fh.write(json.dumps({"argv": sys.argv[1:], "gpus": os.environ.get("CUDA_VISIBLE_DEVICES")}) + "\\n")
 class H(BaseHTTPRequestHandler):
@@ -49,13 +50,19 @@ HTTPServer(("127.0.0.1", port), H).serve_forever()
 """
 
 
-def test_servers_per_gpu_group_with_tensor_parallel(tmp_path):
-    """The GPU bookkeeping, with a stand-in for the server process (the real one needs GPUs)."""
+def fake_vllm(tmp_path):
+    """A `vllm` package whose api_server is the stand-in above; put it on PYTHONPATH."""
     fake = tmp_path / "fake_vllm"
     (fake / "vllm" / "entrypoints" / "openai").mkdir(parents=True)
     for d in ("vllm", "vllm/entrypoints", "vllm/entrypoints/openai"):
         (fake / d / "__init__.py").write_text("")
     (fake / "vllm" / "entrypoints" / "openai" / "api_server.py").write_text(STAND_IN)
+    return fake
+
+
+def test_servers_per_gpu_group_with_tensor_parallel(tmp_path):
+    """The GPU bookkeeping, with a stand-in for the server process (the real one needs GPUs)."""
+    fake = fake_vllm(tmp_path)
     record = tmp_path / "record.jsonl"
     done = run_job(
         'vllm_start tiny-model served-name\necho "URLS=$OPENAI_BASE_URL"\n'
@@ -94,6 +101,37 @@ def test_servers_per_gpu_group_with_tensor_parallel(tmp_path):
     assert not any(alive(int(p)) for p in out["PIDS"].split())  # stopped with the shell
 
 
+def test_array_tasks_on_one_node_get_disjoint_port_blocks(tmp_path):
+    """Consecutive job ids (the tasks of an array) get disjoint blocks of 16 ports; vLLM's own VLLM_PORT is
+    not read; the servers get --max-model-len 8192 unless VLLM_ARGS gives one."""
+    from common.llm.vllm_server import PORTS_PER_JOB, job_port_base
+
+    bases = [job_port_base(str(job)) for job in range(41000, 41010)]
+    assert all(b2 - b1 == PORTS_PER_JOB for b1, b2 in zip(bases, bases[1:]))
+    fake, record = fake_vllm(tmp_path), tmp_path / "record.jsonl"
+    ports = []
+    for job, vllm_args in (("41000", ""), ("41001", "--max-model-len 2048")):
+        done = run_job(
+            'vllm_start tiny-model\necho "URLS=$OPENAI_BASE_URL"',
+            tmp_path,
+            VLLM_PYTHON=sys.executable,
+            PYTHONPATH=str(fake),
+            RECORD=str(record),
+            SLURM_JOB_ID=job,
+            VLLM_NUM_SERVERS="2",
+            VLLM_PORT="12345",
+            VLLM_ARGS=vllm_args,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        urls = next(line for line in done.stdout.splitlines() if line.startswith("URLS=")).split("=", 1)[1]
+        ports.append([int(u.removesuffix("/v1").rsplit(":", 1)[1]) for u in urls.split(",")])
+    for job_ports, base in zip(ports, bases):
+        assert len(job_ports) == 2 and all(base <= p < base + PORTS_PER_JOB for p in job_ports), (ports, bases)
+    starts = [json.loads(line)["argv"] for line in record.read_text().splitlines()]
+    lens = [[a[i + 1] for i, x in enumerate(a) if x == "--max-model-len"] for a in starts]
+    assert lens == [["8192"], ["8192"], ["2048"], ["2048"]]
+
+
 def test_no_servers_when_urls_are_given(tmp_path):
     done = run_job(
         'vllm_start tiny-model\necho "URLS=$OPENAI_BASE_URL"',
@@ -115,6 +153,28 @@ def test_a_server_that_dies_fails_the_job_with_its_log(tmp_path):
     )  # no vllm module there
     assert done.returncode == 1 and "exited; last lines of its log" in done.stdout
     assert "No module named 'vllm'" in done.stderr
+
+
+def test_a_server_that_dies_mid_stage_stops_the_job_with_its_log_tail(tmp_path):
+    """The server dies while the stage runs (a 120 s sleep stands in for it): the watchdog prints the
+    server's log tail and stops the stage within seconds, and the job fails."""
+    script = (
+        'vllm_start tiny-model\nkill -KILL "${VLLM_PIDS[0]}"\n"$PYTHON" -c "import time; time.sleep(120)"\necho DONE'
+    )
+    started = time.monotonic()
+    done = run_job(
+        script,
+        tmp_path,
+        VLLM_PYTHON=sys.executable,
+        PYTHONPATH=str(fake_vllm(tmp_path)),
+        RECORD=str(tmp_path / "record.jsonl"),
+        PROCSUP_VLLM_PORT=str(free_port()),
+        VLLM_WATCH_INTERVAL="0.5",
+    )
+    assert time.monotonic() - started < 30
+    assert done.returncode != 0 and "DONE" not in done.stdout, done.stdout + done.stderr
+    assert "died during the stage" in done.stdout and "stand-in engine: model loaded" in done.stdout
+    assert "FAILED (exit 143)" in done.stdout  # the stage's python was stopped by SIGTERM
 
 
 @pytest.mark.vllm

@@ -1,8 +1,10 @@
 """common/training.py: the padding-free collator gives the padded batch's loss and gradients, rows unseen by
 each other."""
 
+import pytest
 import torch
 
+from common import training
 from common.training import causal_example, collate, packed_collator
 
 PAIRS = [
@@ -37,3 +39,31 @@ def test_padding_free_loss_and_gradients_equal_the_padded_ones(tiny_llama):
     logits = model(input_ids=after["input_ids"], position_ids=after["position_ids"], use_cache=False).logits
     ref = model(input_ids=torch.tensor([examples[1]["input_ids"]]), use_cache=False).logits
     assert torch.allclose(logits[0, n0:], ref[0], atol=1e-5) and alone > 0
+
+
+def test_accumulation_keeps_the_effective_batch_on_any_gpu_count():
+    assert [training.grad_accum_for(32, 2, gpus) for gpus in (1, 2, 4, 8)] == [16, 8, 4, 2]
+    assert training.grad_accum_for(32, 4, 2) == 4
+    with pytest.raises(SystemExit, match="not a multiple of --batch-size 2 x 3"):
+        training.grad_accum_for(32, 2, 3)
+
+
+def test_fsdp_launch_reads_what_accelerate_launch_sets():
+    assert training.fsdp_launch({}) is None and training.fsdp_launch({"ACCELERATE_USE_FSDP": "false"}) is None
+    env = {
+        "ACCELERATE_USE_FSDP": "true",
+        "FSDP_ACTIVATION_CHECKPOINTING": "true",
+        "FSDP_STATE_DICT_TYPE": "SHARDED_STATE_DICT",
+        "FSDP_CPU_RAM_EFFICIENT_LOADING": "true",
+    }
+    assert training.fsdp_launch(env) == training.FsdpLaunch(True, "SHARDED_STATE_DICT", True)
+    assert training.fsdp_launch({"ACCELERATE_USE_FSDP": "true"}).activation_checkpointing is False
+
+
+def test_rng_state_round_trip_restores_the_draws():
+    saved = training.rng_state()
+    assert set(saved) == {"torch_rng", "cuda_rng"}
+    assert (saved["cuda_rng"] is None) == (not torch.cuda.is_available())
+    first = torch.rand(3)
+    training.restore_rng_state(saved)
+    assert torch.equal(torch.rand(3), first)

@@ -19,7 +19,9 @@ configs/accelerate/fsdp.yaml -m training.finetune ...`.
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +33,18 @@ from common.config import option, parse_config
 from common.models import resolve
 from common.rationales import triples
 from common.stage import log, setup_logging
-from common.training import LoraOptions, causal_example, collate, packed_collator, seq2seq_example, trainable, use_bf16
+from common.training import (
+    FsdpLaunch,
+    LoraOptions,
+    causal_example,
+    collate,
+    fsdp_launch,
+    grad_accum_for,
+    packed_collator,
+    seq2seq_example,
+    trainable,
+    use_bf16,
+)
 
 
 @dataclass
@@ -63,6 +76,11 @@ class FinetuneConfig(LoraOptions):
     weight_decay: float = option(0.0, "AdamW weight decay")
     batch_size: int = option(2, "examples per device per step")
     grad_accum: int = option(16, "gradient accumulation steps (effective batch = batch x accum x devices)")
+    effective_batch: int = option(
+        0,
+        "when set, the accumulation is derived from it: effective_batch / (batch_size x processes), so the "
+        "batch stays the same on any GPU count (rationalyst.md 5: 32); 0 = use --grad-accum",
+    )
     max_length: int = option(1024, "tokens per example (truncated)")
     patience: int = option(3, "stop after this many evaluations without a better dev loss (0 = never)")
     eval_steps: int = option(0, "evaluate and save every N steps (0 = every epoch)")
@@ -100,7 +118,10 @@ def load_examples(path: str, cfg: FinetuneConfig, tok, counts: dict, subsample: 
 # ----------------------------------------------------------------------------- model
 
 
-def load_model(cfg: FinetuneConfig):
+def load_model(cfg: FinetuneConfig, fsdp: FsdpLaunch | None = None):
+    """Loaded after the distributed state exists (main), so that under FSDP with cpu_ram_efficient_loading
+    only rank 0 reads the weights (the others build the model on the meta device; sync_module_states
+    broadcasts them): before, every rank held a full fp32 copy in CPU memory."""
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     path = resolve(cfg.model)
@@ -109,7 +130,11 @@ def load_model(cfg: FinetuneConfig):
         tok.pad_token = tok.eos_token  # no new token: the reference's added <pad> row was never initialised
     auto = AutoModelForCausalLM if cfg.mode == "causal" else AutoModelForSeq2SeqLM
     model = auto.from_pretrained(path, dtype=torch.float32)
-    if cfg.gradient_checkpointing:
+    if fsdp and fsdp.activation_checkpointing:
+        model.config.use_cache = False  # FSDP checkpoints each wrapped layer: not a second time here
+        if cfg.gradient_checkpointing:
+            log.info("finetune: --gradient-checkpointing left to FSDP's activation checkpointing")
+    elif cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     if cfg.padding_free and cfg.mode == "causal":
         model.config.use_cache = False  # with a cache the packed rows would see each other (masking_utils)
@@ -117,8 +142,39 @@ def load_model(cfg: FinetuneConfig):
 
 
 def latest_checkpoint(out: Path) -> str | None:
+    """The newest complete checkpoint. The Trainer writes trainer_state.json last, so a checkpoint without it
+    was cut off mid-save (a kill, the time limit) and is skipped, not resumed into."""
     ckpts = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    return str(ckpts[-1]) if ckpts else None
+    complete = [c for c in ckpts if (c / "trainer_state.json").is_file()]
+    for c in ckpts[len(complete) :] if complete and ckpts[-1] != complete[-1] else []:
+        log.warning("finetune: %s has no trainer_state.json (its save was cut off); skipped", c)
+    return str(complete[-1]) if complete else None
+
+
+def save_final(trainer, tok, final: Path, lora: bool) -> None:
+    """final/ as a plain transformers model, in bf16 when trained in bf16 (half the bytes), written by the
+    main process into final.tmp and renamed, so a kill never leaves a truncated final/. Under FSDP the
+    checkpoints stay sharded; only here is the full state dict gathered (to rank 0's CPU)."""
+    acc = trainer.accelerator
+    if trainer.is_fsdp_enabled:
+        acc.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+    state_dict = acc.get_state_dict(trainer.model)  # under FSDP: a collective, on every rank
+    acc.wait_for_everyone()
+    if not trainer.is_world_process_zero():
+        return
+    model = acc.unwrap_model(trainer.model)
+    if lora:
+        model = model.merge_and_unload()  # a plain model: inference needs no peft
+        state_dict = None
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    state_dict = state_dict or model.state_dict()
+    if trainer.args.bf16:  # trained in bf16: saved in bf16 (a CPU run in fp32 keeps fp32)
+        state_dict = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in state_dict.items()}
+    model.save_pretrained(tmp, state_dict=state_dict)
+    tok.save_pretrained(tmp)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,12 +190,16 @@ def main(argv: list[str] | None = None) -> int:
 
     set_seed(cfg.seed)
     out = Path(cfg.output)
-    model, tok = load_model(cfg)
-    counts: dict[str, int] = {"duplicates": 0}
-    train = load_examples(cfg.train, cfg, tok, counts, cfg.max_train)
-    train += load_examples(cfg.noisy, cfg, tok, counts) if cfg.noisy else []
-    dev = load_examples(cfg.dev, cfg, tok, counts) if cfg.dev else None
+    fsdp = fsdp_launch()
+    if fsdp and cfg.lora:
+        raise SystemExit(
+            "--lora true under FSDP is not supported: the adapters would be merged into sharded parameters. "
+            "Fine-tune LoRA on one GPU (NUM_GPUS=1; an 8B model with LoRA fits in 80 GB) or train all weights"
+        )
     strategy = "steps" if cfg.eval_steps else "epoch"
+    processes = int(os.environ.get("WORLD_SIZE", "1"))  # set by accelerate launch / torchrun
+    accum = grad_accum_for(cfg.effective_batch, cfg.batch_size, processes) if cfg.effective_batch else cfg.grad_accum
+    log.info("finetune: batch %d x accumulation %d x %d process(es)", cfg.batch_size, accum, processes)
     args = TrainingArguments(
         output_dir=str(out / "checkpoints"),
         num_train_epochs=cfg.epochs,
@@ -150,24 +210,33 @@ def main(argv: list[str] | None = None) -> int:
         weight_decay=cfg.weight_decay,
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        eval_strategy=strategy if dev else "no",
+        gradient_accumulation_steps=accum,
+        eval_strategy=strategy if cfg.dev else "no",
         save_strategy=strategy,
         eval_steps=cfg.eval_steps or None,
         save_steps=cfg.eval_steps or None,
         save_total_limit=3,
-        load_best_model_at_end=bool(dev),
+        load_best_model_at_end=bool(cfg.dev),
         metric_for_best_model="eval_loss",
         greater_is_better=False,
         bf16=use_bf16(cfg.precision),
         logging_steps=1,
         report_to="none",
         seed=cfg.seed,
+        use_cpu=not torch.cuda.is_available(),  # also what makes several CPU processes one distributed run
         data_seed=cfg.seed,
         remove_unused_columns=False,
         dataloader_num_workers=0,
         disable_tqdm=None,
     )
+    args.device  # noqa: B018  (sets up the distributed state before the model is loaded: see load_model)
+    model, tok = load_model(cfg, fsdp)
+    counts: dict[str, int] = {"duplicates": 0}
+    train = load_examples(cfg.train, cfg, tok, counts, cfg.max_train)
+    train += load_examples(cfg.noisy, cfg, tok, counts) if cfg.noisy else []
+    dev = load_examples(cfg.dev, cfg, tok, counts) if cfg.dev else None
+    if dev is None:
+        args.eval_strategy, args.load_best_model_at_end = "no", False
     callbacks = [EarlyStoppingCallback(cfg.patience)] if dev and cfg.patience else []
     trainer = Trainer(
         model=model,
@@ -182,18 +251,18 @@ def main(argv: list[str] | None = None) -> int:
         log.info("finetune: resuming from %s", resume)
     result = trainer.train(resume_from_checkpoint=resume)
     final = out / "final"
-    if cfg.lora:
-        trainer.model.merge_and_unload().save_pretrained(final)  # a plain model: inference needs no peft
-    else:
-        trainer.save_model(str(final))  # gathers a full state dict under FSDP
-    tok.save_pretrained(final)
+    save_final(trainer, tok, final, cfg.lora)
+    if not trainer.is_world_process_zero():
+        return 0  # rank 0 writes metrics.json, after final/ (save_final ends with a barrier)
     history = [h for h in trainer.state.log_history if "eval_loss" in h]
-    write_json_atomic(
+    write_json_atomic(  # last: the sbatch file skips a run whose metrics.json exists
         out / "metrics.json",
         {
             "config": dataclasses.asdict(cfg),
             "git_commit": git_commit(),
             "packages": package_versions(),
+            "processes": processes,
+            "gradient_accumulation": accum,
             "train_examples": len(train),
             "dev_examples": len(dev or []),
             "duplicates_dropped": counts["duplicates"],

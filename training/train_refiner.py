@@ -46,7 +46,7 @@ from common.stage import log, setup_logging, stage_manifest
 from common.tasks import refiner as refiner_tasks
 from common.tasks.refiner.format import refine_input
 from common.tasks.refiner.seq2seq import encode, generate, load_seq2seq
-from common.training import IGNORE, LoraOptions, target_ids, trainable
+from common.training import IGNORE, LoraOptions, restore_rng_state, rng_state, target_ids, trainable
 
 
 @dataclass
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
-        torch.set_rng_state(saved["torch_rng"])
+        restore_rng_state(saved)
         state["resumed_from_epoch"] = state["epoch"]
         log.info("train_refiner: resuming after epoch %d (step %d)", state["epoch"], state["step"])
 
@@ -317,7 +317,7 @@ def _save_state(last: Path, model, optimizer, scheduler, state: dict) -> None:
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
+            **rng_state(),
         },
         tmp,
     )

@@ -19,7 +19,9 @@ class LLMOptions(DeviceOptions):
     model: str = option("smollm2-135m-instruct", "registry name, Hub id or local path (the served name for openai)")
     base_url: str = option("", "openai: server URL(s), comma-separated; default $OPENAI_BASE_URL")
     dtype: str = option("auto", "hf: 'auto' (bf16 on GPU, fp32 on CPU), 'float32', 'bfloat16', 'float16'")
-    max_batch_tokens: int = option(8192, "hf: padded tokens per forward batch")
+    max_batch_tokens: int = option(
+        0, "hf: padded tokens per forward batch (0 = auto: 8192 on a CPU, 8192 per 16 GB of GPU memory)"
+    )
     prefix_reuse: bool = option(
         True,
         "hf: compute a prefix shared by several continuations once, and keep the KV "
@@ -34,6 +36,9 @@ class LLMOptions(DeviceOptions):
     concurrency: int = option(64, "openai: requests in flight")
     max_retries: int = option(6, "openai: retries per request (exponential backoff) before it is a failure")
     request_timeout: float = option(600.0, "openai: seconds per request")
+    unreachable_after: float = option(
+        60.0, "openai: stop the stage when every connection has been refused for this long (a dead server)"
+    )
     score_mode: str = option("echo", "openai: 'echo' (echo + logprobs) or 'prompt_logprobs' (vLLM extension)")
     tokenizer: str = option("", "openai: tokenizer for rendering chat frames locally (default: the model name)")
 
@@ -60,6 +65,7 @@ def make_backend(opts: LLMOptions) -> LLM:
             concurrency=opts.concurrency,
             max_retries=opts.max_retries,
             timeout=opts.request_timeout,
+            unreachable_after=opts.unreachable_after,
             score_mode=opts.score_mode,
             tokenizer=opts.tokenizer or None,
         )

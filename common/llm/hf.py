@@ -46,7 +46,7 @@ class HFBackend:
         model: str = "smollm2-135m-instruct",
         device: str = "auto",
         dtype: str = "auto",
-        max_batch_tokens: int = 8192,
+        max_batch_tokens: int = 0,
         max_batch_size: int = 64,
         prefix_reuse: bool = True,
         kv_cache_tokens: int = 32768,
@@ -63,6 +63,13 @@ class HFBackend:
             self.tok.pad_token = self.tok.eos_token
         self.name = model
         self.device = next(self.model.parameters()).device
+        if max_batch_tokens <= 0:  # auto: 8192 on a CPU, scaled with the GPU's memory
+            from common.models import hf_batch_tokens
+
+            cuda = self.device.type == "cuda"
+            max_batch_tokens = hf_batch_tokens(
+                torch.cuda.get_device_properties(self.device).total_memory if cuda else None
+            )
         self.max_batch_tokens, self.max_batch_size = max_batch_tokens, max_batch_size
         self.prefix_reuse = prefix_reuse
         self.kv_store = KVStore(kv_cache_tokens)

