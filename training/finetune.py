@@ -93,7 +93,7 @@ class FinetuneConfig(LoraOptions):
     padding_free: bool = option(
         True,
         "causal: pack each batch's rows into one sequence, position ids reset per row "
-        "(no pads computed; the loss equals the padded one)",
+        "(no pads computed; the loss equals the padded one; slower on a CPU: docs/results.md)",
     )
 
 
