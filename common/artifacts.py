@@ -127,6 +127,14 @@ class ReadStats:
     bad_examples: list[str] = field(default_factory=list)
     location: str | None = None  # file:line of the record read last
 
+    def reject(self, problem: str, on_bad_record: str, unit: str = "lines") -> None:
+        """A bad record: raise with where and what (--on-bad-record error), or count it and keep an example."""
+        if on_bad_record != "skip":
+            raise BadRecordError(f"{problem} (use --on-bad-record skip to skip such {unit})") from None
+        self.bad += 1
+        if len(self.bad_examples) < 5:
+            self.bad_examples.append(problem)
+
 
 def read_jsonl(
     path: str | Path, on_bad_record: str = "error", stats: ReadStats | None = None, required: Iterable[str] = ()
@@ -166,11 +174,7 @@ def read_jsonl(
                 problem = f"invalid JSON ({exc.msg} at column {exc.colno})"
             where = f"{path}:{lineno}"
             if problem:
-                if on_bad_record != "skip":
-                    raise BadRecordError(f"{where}: {problem} (use --on-bad-record skip to skip such lines)")
-                stats.bad += 1
-                if len(stats.bad_examples) < 5:
-                    stats.bad_examples.append(f"{where}: {problem}")
+                stats.reject(f"{where}: {problem}", on_bad_record)
                 continue
             stats.read += 1
             stats.location = where

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.artifacts import BadRecordError, ReadStats, read_records, shard_slice, write_manifest, write_records
+from common.artifacts import ReadStats, read_records, shard_slice, write_manifest, write_records
 from common.config import StageConfig, option, parse_config
 from common.stage import log, require_output, setup_logging, stage_manifest
 
@@ -87,12 +87,9 @@ def scored_records(cfg: FilterConfig, stats: ReadStats) -> Iterator[dict]:
             f for f in ("score_with", "score_without") if isinstance(r[f], bool) or not isinstance(r[f], (int, float))
         ]
         if wrong:
-            problem = f"{stats.location}: {', '.join(wrong)} must be a number, got {r[wrong[0]]!r}"
-            if cfg.on_bad_record != "skip":
-                raise BadRecordError(problem + " (use --on-bad-record skip to skip such lines)")
-            stats.bad += 1
-            if len(stats.bad_examples) < 5:
-                stats.bad_examples.append(problem)
+            stats.reject(
+                f"{stats.location}: {', '.join(wrong)} must be a number, got {r[wrong[0]]!r}", cfg.on_bad_record
+            )
             continue
         yield r
 

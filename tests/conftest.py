@@ -140,56 +140,41 @@ def kill_mid_shard(proc, journal: Path, min_done: int, timeout: float = 120.0) -
     assert proc.returncode == -signal.SIGKILL, "the stage finished before it could be killed"
 
 
-@pytest.fixture(scope="session")
-def tiny_t5_dir(tiny_tokenizer, tmp_path_factory):
-    """A 2+2-layer random T5 with the in-test tokenizer, saved as a folder."""
+def save_tiny_t5(tokenizer, out, **config) -> str:
+    """A 2+2-layer random T5 (seed 0) with the given tokenizer, saved in `out`; `config` adds T5Config keys."""
     import torch
     from transformers import T5Config, T5ForConditionalGeneration
 
     torch.manual_seed(0)
     cfg = T5Config(
-        vocab_size=len(tiny_tokenizer),
+        vocab_size=len(tokenizer),
         d_model=64,
         d_kv=16,
         d_ff=128,
         num_layers=2,
         num_decoder_layers=2,
         num_heads=4,
-        pad_token_id=tiny_tokenizer.pad_token_id,
-        eos_token_id=tiny_tokenizer.eos_token_id,
-        decoder_start_token_id=tiny_tokenizer.pad_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+        **config,
     )
-    out = tmp_path_factory.mktemp("tiny-t5")
     T5ForConditionalGeneration(cfg).save_pretrained(out)
-    tiny_tokenizer.save_pretrained(out)
+    tokenizer.save_pretrained(out)
     return str(out)
+
+
+@pytest.fixture(scope="session")
+def tiny_t5_dir(tiny_tokenizer, tmp_path_factory):
+    """A 2+2-layer random T5 with the in-test tokenizer, saved as a folder."""
+    return save_tiny_t5(tiny_tokenizer, tmp_path_factory.mktemp("tiny-t5"))
 
 
 @pytest.fixture(scope="session")
 def input_sensitive_t5_dir(tiny_tokenizer, tmp_path_factory):
     """Like tiny_t5_dir but with large initial weights: the conftest T5 ends its output at once, this one's
     greedy output depends on all of its input (which input a stage gave it shows in what it writes)."""
-    import torch
-    from transformers import T5Config, T5ForConditionalGeneration
-
-    torch.manual_seed(0)
-    cfg = T5Config(
-        vocab_size=len(tiny_tokenizer),
-        d_model=64,
-        d_kv=16,
-        d_ff=128,
-        num_layers=2,
-        num_decoder_layers=2,
-        num_heads=4,
-        pad_token_id=tiny_tokenizer.pad_token_id,
-        eos_token_id=tiny_tokenizer.eos_token_id,
-        decoder_start_token_id=tiny_tokenizer.pad_token_id,
-        initializer_factor=20.0,
-    )
-    out = tmp_path_factory.mktemp("input-sensitive-t5")
-    T5ForConditionalGeneration(cfg).save_pretrained(out)
-    tiny_tokenizer.save_pretrained(out)
-    return str(out)
+    return save_tiny_t5(tiny_tokenizer, tmp_path_factory.mktemp("input-sensitive-t5"), initializer_factor=20.0)
 
 
 # ----------------------------------------------------------------------------- shared data for several test files

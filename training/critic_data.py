@@ -52,12 +52,7 @@ def task_records(
         try:
             made = _example_records(task, ex, seed, include_gold)
         except Exception as exc:
-            where = f"example {ex['id']!r}: {type(exc).__name__}: {exc}"
-            if on_bad_record != "skip":
-                raise BadRecordError(where + " (use --on-bad-record skip to skip such records)") from None
-            stats.bad += 1
-            if len(stats.bad_examples) < 5:
-                stats.bad_examples.append(where)
+            stats.reject(f"example {ex['id']!r}: {type(exc).__name__}: {exc}", on_bad_record, "records")
             continue
         for kind, c, r in made:
             critic.extend(c)

@@ -84,10 +84,5 @@ def load_records(
             stats.read += 1
         except Exception as exc:  # a record that build cannot read, whatever the reason, is that record's fault
             reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-            where = f"{path}:{lineno}: {reason}"
-            if on_bad_record != "skip":
-                raise BadRecordError(where + " (use --on-bad-record skip to skip such records)") from None
-            stats.bad += 1
-            if len(stats.bad_examples) < 5:
-                stats.bad_examples.append(where)
+            stats.reject(f"{path}:{lineno}: {reason}", on_bad_record, "records")
     return out
