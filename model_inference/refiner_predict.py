@@ -13,7 +13,10 @@ second one from a hard-coded folder); the "No hint" stop; any batch size; no har
 Writes one record per example ({id, x, gold, turns: [{z, feedback}, ...], final, stopped}) and,
 once every shard is done, metrics.json with the task's metrics per turn: turn 0 is before any
 feedback, turn t uses each example's latest z after t critic rounds (a stopped example keeps its
-answer). The table is also printed.
+answer). The table is also printed, and metrics.json's `paired` compares turn 0 with the last turn on the
+task's headline metric (`HEADLINE`: MWP equation EM, sNLR IR exact match, Moral Stories norm ROUGE-L) on
+the same examples: each turn's mean with its 95% bootstrap interval, the paired bootstrap of the difference,
+and McNemar's exact test where the metric is right or wrong per example.
 
     python -m model_inference.refiner_predict --task mwp --input ../shared/data/svamp/mawps-asdiv-a_svamp_dev.csv \
         --generator runs/mwp/refiner/best --critic runs/mwp/critic/final --output runs/mwp/predict-critic
@@ -31,14 +34,18 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from common.artifacts import BadRecordError, read_records, write_json_atomic
 from common.config import StageConfig, option, parse_config
 from common.models import DeviceOptions, pick_device
 from common.report import format_table
 from common.stage import log, run_stage, shard_finished
+from common.stats import bootstrap_ci, mcnemar_exact, paired_bootstrap
 from common.tasks import refiner as refiner_tasks
 from common.tasks.refiner.format import critic_input, critic_scores, is_no_hint, refine_input
 from common.tasks.refiner.seq2seq import generate, load_seq2seq
@@ -111,16 +118,70 @@ def refine_batch(examples: list[dict], task, gen, critic, cfg: RefinerPredictCon
     return records
 
 
-def per_turn_metrics(task, examples: list[dict], records: list[dict], turns: int) -> list[dict]:
+def in_example_order(examples: list[dict], records: list[dict]) -> list[dict]:
     by_id = {r["id"]: r for r in records}
-    ordered = [by_id[e["id"]] for e in examples]
-    rows = []
-    for t in range(turns + 1):
-        preds = [r["turns"][min(t, len(r["turns"]) - 1)]["z"] for r in ordered]
-        rows.append(
-            {"turn": t, "stopped_before": sum(len(r["turns"]) <= t for r in ordered), **task.metrics(examples, preds)}
-        )
-    return rows
+    return [by_id[e["id"]] for e in examples]
+
+
+def at_turn(ordered: list[dict], t: int) -> list[str]:
+    """Each example's z after t critic rounds (a stopped example keeps its last answer)."""
+    return [r["turns"][min(t, len(r["turns"]) - 1)]["z"] for r in ordered]
+
+
+def per_turn_metrics(task, examples: list[dict], records: list[dict], turns: int) -> list[dict]:
+    ordered = in_example_order(examples, records)
+    return [
+        {
+            "turn": t,
+            "stopped_before": sum(len(r["turns"]) <= t for r in ordered),
+            **task.metrics(examples, at_turn(ordered, t)),
+        }
+        for t in range(turns + 1)
+    ]
+
+
+def paired_turns(task, examples: list[dict], records: list[dict], last: int, n_boot: int = 2000, seed: int = 0):
+    """Turn 0 against turn `last` on task.HEADLINE, per example (the task's metric is a mean over examples)."""
+    ordered = in_example_order(examples, records)
+
+    def scores(t: int) -> np.ndarray:
+        return np.array([task.metrics([e], [z])[task.HEADLINE] for e, z in zip(examples, at_turn(ordered, t))])
+
+    first, final = scores(0), scores(last)
+    rng = np.random.default_rng(seed)
+
+    def mean(units: Sequence[float]) -> float:
+        return float(np.mean(units))
+
+    out = {
+        "metric": task.HEADLINE,
+        "n": len(examples),
+        "turn_0": {"mean": mean(first), "ci95": list(bootstrap_ci(first, n_boot, rng))},
+        f"turn_{last}": {"mean": mean(final), "ci95": list(bootstrap_ci(final, n_boot, rng))},
+        "difference": paired_bootstrap(list(final), list(first), mean, n_boot, rng),
+    }
+    if set(np.unique(np.concatenate([first, final]))) <= {0.0, 100.0}:
+        gained, lost = int(((final > 0) & (first == 0)).sum()), int(((final == 0) & (first > 0)).sum())
+        out["mcnemar"] = {"gained": gained, "lost": lost, "p": mcnemar_exact(gained, lost)}
+    return out
+
+
+def describe_paired(p: dict) -> str:
+    last = next(k for k in p if k.startswith("turn_") and k != "turn_0")
+    d = p["difference"]
+    line = (
+        f"{p['metric']}: turn 0 {p['turn_0']['mean']:.1f} {fmt_ci(p['turn_0']['ci95'])} -> {last.replace('_', ' ')} "
+        f"{p[last]['mean']:.1f} {fmt_ci(p[last]['ci95'])}; difference {d['difference']:+.1f} {fmt_ci(d['ci95'])}, "
+        f"paired bootstrap p = {d['p']:.3g}"
+    )
+    if "mcnemar" in p:
+        m = p["mcnemar"]
+        line += f"; McNemar: {m['gained']} gained, {m['lost']} lost, exact p = {m['p']:.3g}"
+    return line
+
+
+def fmt_ci(ci) -> str:
+    return f"[{ci[0]:.1f}, {ci[1]:.1f}]"
 
 
 def load_task_examples(cfg: RefinerPredictConfig, task) -> list[dict]:
@@ -192,11 +253,13 @@ def main(argv: list[str] | None = None) -> int:
     records = [r for f in finished for r in read_records(f, "error")]
     if {r["id"] for r in records} >= {e["id"] for e in examples}:  # every shard is done
         rows = per_turn_metrics(task, examples, records, rounds(cfg))
-        write_json_atomic(
-            Path(cfg.output) / "metrics.json",
-            {"task": cfg.task, "critic": cfg.critic, "generator": cfg.generator, "turns": rows},
-        )
+        result = {"task": cfg.task, "critic": cfg.critic, "generator": cfg.generator, "turns": rows}
+        if rounds(cfg):
+            result["paired"] = paired_turns(task, examples, records, rounds(cfg), seed=cfg.seed)
+        write_json_atomic(Path(cfg.output) / "metrics.json", result)
         print(f"{cfg.task}: generator {cfg.generator}, critic {cfg.critic}\n{format_table(rows)}")
+        if rounds(cfg):
+            print(describe_paired(result["paired"]))
     else:
         log.info(
             "refiner_predict: %d of %d examples done; metrics.json is written when all shards are",

@@ -228,3 +228,34 @@ def test_per_turn_metrics_carry_a_stopped_answer_forward():
     assert [r["equation_em"] for r in rows] == [50.0, 100.0, 100.0]
     assert [r["stopped_before"] for r in rows] == [0, 1, 2]
     assert "equation_em" in refiner_predict.format_table(rows)
+
+
+def test_paired_turns_counts_gains_and_losses_and_tests_them():
+    right, wrong = "#0: add ( number0, number1 ) | EOS", "#0: subtract ( number0, number1 ) | EOS"
+    ex = [{"id": str(i), "z": right, "numbers": [1.0, 2.0], "answer": 3.0} for i in range(20)]
+    # 12 wrong at turn 0 and right after feedback, 2 right at turn 0 and wrong after, 6 right throughout
+    recs = [{"id": str(i), "turns": [{"z": wrong}, {"z": right}]} for i in range(12)]
+    recs += [{"id": str(i), "turns": [{"z": right}, {"z": wrong}]} for i in range(12, 14)]
+    recs += [{"id": str(i), "turns": [{"z": right}]} for i in range(14, 20)]
+    p = refiner_predict.paired_turns(mwp, ex, recs, 3)
+    assert p["metric"] == "equation_em" and p["n"] == 20
+    assert p["turn_0"]["mean"] == 40.0 and p["turn_3"]["mean"] == 90.0
+    assert p["mcnemar"] == {"gained": 12, "lost": 2, "p": refiner_predict.mcnemar_exact(12, 2)}
+    assert p["mcnemar"]["p"] < 0.05
+    assert p["difference"]["difference"] == 50.0 and 0 < p["difference"]["ci95"][0] < 50 < p["difference"]["ci95"][1]
+    assert p["turn_0"]["ci95"][0] < 40 < p["turn_0"]["ci95"][1]
+    line = refiner_predict.describe_paired(p)
+    assert "turn 0 40.0" in line and "turn 3 90.0" in line and "12 gained, 2 lost" in line
+
+
+def test_paired_turns_has_no_mcnemar_for_a_graded_metric():
+    from common.tasks.refiner import moral_stories
+
+    ex = [
+        moral_stories._example(
+            "a", "Tom sees a friend.", "Tom wants to be kind.", "Tom leaves.", "It is good to help.", "Tom helps.", {}
+        )
+    ]
+    recs = [{"id": "a", "turns": [{"z": "It is bad. Moral action: Tom helps."}, {"z": "It is good to help."}]}]
+    p = refiner_predict.paired_turns(moral_stories, ex, recs, 1, n_boot=50)
+    assert p["metric"] == "norm_rouge_l" and "mcnemar" not in p and 0 < p["turn_1"]["mean"] <= 100

@@ -6,7 +6,8 @@ prediction. Each task module provides:
   critique(example, z) -> str           the oracle critic's feedback on a generated z against the
                                         example's gold; common.tasks.refiner.format.NO_HINT when correct
   metrics(examples, predictions) -> dict[str, float]
-                                        the task's scores for generated z's, one per example
+                                        the task's scores for generated z's, each a mean over examples
+  HEADLINE                              the metrics key that refiner_predict's paired test compares
 """
 
 import random

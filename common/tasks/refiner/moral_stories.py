@@ -284,6 +284,9 @@ def token_f1(prediction: str, reference: str) -> float:
     return _f1(tokens(prediction), tokens(reference))
 
 
+HEADLINE = "norm_rouge_l"  # a proxy: the paper's measure is human relevance (8.4)
+
+
 def metrics(examples: list[dict], predictions: list[str]) -> dict[str, float]:
     """Automatic overlap scores in percent: ROUGE-L F1 and token F1 of the norm and of the moral action
     (the text before and after M_ACT), and norm_no_hint, the share the oracle critic accepts. The paper

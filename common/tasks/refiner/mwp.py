@@ -322,6 +322,9 @@ def predicted_answer(formula: str, numbers: list[float] | None) -> float | None:
         return None
 
 
+HEADLINE = "equation_em"  # refiner.md 8.1: equation exact match on SVAMP
+
+
 def metrics(examples: list[dict], predictions: list[str]) -> dict[str, float]:
     """Equation exact match (commutative) and answer accuracy by safe execution, in percent.
     Answer accuracy covers the examples with numbers (`answer_n` of them)."""

@@ -268,6 +268,9 @@ def _conclusion(y: str) -> tuple[str, frozenset, str | None] | None:
     return (subject, frozenset(attrs), conj) if subject and attrs else None
 
 
+HEADLINE = "ir_exact_match"  # refiner.md 8.3: IR exact match
+
+
 def metrics(examples: list[dict], predictions: list[str]) -> dict[str, float]:
     """In percent: ir_exact_match, the generated z's steps equal the gold's (read through format.canonical; case
     and the `#k:` labels normalised); consequent_accuracy, y read off z (`consequent`) names the gold's subject
