@@ -1,7 +1,11 @@
 #!/bin/bash
 # Submit a whole pipeline as a Slurm job chain, or run it here, one stage after another.
 #
-#   slurm/pipeline.sh rationalyst|refiner|all [--local]
+#   slurm/pipeline.sh rationalyst|refiner|refiner_supervised|all [--local]
+#
+# refiner_supervised is REFINER's supervised baseline (refiner.md 8.2, "- critic in training" = UQA-base):
+# the generator fine-tuned on all of the training data (x -> z, no refinement records, no critic), predicted
+# alone (CRITICS=none), into runs/refiner-TASK-supervised.
 #
 # Submission: `sbatch --parsable`, each stage `--dependency=afterok:<previous>` and
 # `--kill-on-invalid-dep=yes` (a failed stage cancels its dependents instead of leaving them
@@ -26,6 +30,10 @@ for arg in "$@"; do
   esac
 done
 export RUN_DIR="${RUN_DIR:-runs/rationalyst}" CONFIG_DIR="${CONFIG_DIR-configs/paper}" LOG_DIR="${LOG_DIR:-logs}"
+if [[ "$pipeline" == refiner_supervised ]]; then
+  export REFINER_DIR="${REFINER_DIR:-runs/refiner-${TASK:-mwp}-supervised}" WARMSTART_FRACTION=1 CRITICS=none \
+      REFINER_GENERATOR=warmstart/final
+fi
 export REFINER_DIR="${REFINER_DIR:-runs/refiner-${TASK:-mwp}}"     # (slurm/lib/refiner.sh has the same default)
 mkdir -p "$LOG_DIR"
 
@@ -47,12 +55,16 @@ refiner_stages() {   # critic data and warm-start records, then the two seq2seq 
   printf '%s\n' slurm/110_refiner_examples.sbatch +slurm/120_critic_data.sbatch slurm/130_refiner_warmstart.sbatch \
       +slurm/140_refiner_critic.sbatch slurm/150_train_refiner.sbatch slurm/160_refiner_predict.sbatch
 }
+refiner_supervised_stages() {
+  printf '%s\n' slurm/110_refiner_examples.sbatch slurm/130_refiner_warmstart.sbatch slurm/160_refiner_predict.sbatch
+}
 
 case "$pipeline" in
   rationalyst) pipelines=(rationalyst) ;;
   refiner) pipelines=(refiner) ;;
+  refiner_supervised) pipelines=(refiner_supervised) ;;
   all) pipelines=(rationalyst refiner) ;;
-  *) echo "usage: slurm/pipeline.sh rationalyst|refiner|all [--local]" >&2; exit 2 ;;
+  *) echo "usage: slurm/pipeline.sh rationalyst|refiner|refiner_supervised|all [--local]" >&2; exit 2 ;;
 esac
 
 IFS=, read -r -a heuristics <<< "${HEURISTICS:-rationalyst,random}"

@@ -446,6 +446,33 @@ def test_kept_caches_choose_what_fresh_prefills_choose_smollm2(smollm2_dir, tmp_
     same_records(go(tmp_path / "kept", "true"), go(tmp_path / "fresh", "false"))
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("heuristic", ["rationalyst_explicit", "cot", "llm_judge"])
+def test_explicit_cot_and_judge_baselines_run_end_to_end_on_the_demo_agent(
+    smollm2_dir, tiny_llama_dir, tmp_path, heuristic
+):
+    """The paper's explicit variant, plain chain of thought and the verifier baseline with its own judge model
+    (here a second, different model) through inference.main on SmolLM2 and chain_sum (numbers mean nothing)."""
+    out = tmp_path / heuristic
+    args = ["--dataset", "chain_sum", "--limit", "2", "--heuristic", heuristic, "--output", str(out)]
+    args += ["--model", "smollm2-135m-instruct", "--rationale-model", "smollm2-135m-instruct", "--device", "cpu"]
+    args += ["--shots", "2", "--k", "2", "--max-steps", "2", "--step-max-tokens", "16", "--rationale-max-tokens", "12"]
+    args += ["--judge-model", tiny_llama_dir]
+    assert inference.main(args) == 0
+    records = [json.loads(line) for line in (out / "part-00000-of-00001.jsonl").read_text().splitlines()]
+    assert len(records) == 2 and all("prediction" in r and isinstance(r["correct"], bool) for r in records)
+    steps = [s for r in records for s in r["steps"]]
+    if heuristic == "cot":
+        assert all(r["n_steps"] == 1 for r in records)
+    else:
+        assert steps and all(len(s["candidates"]) == 2 and len(s["scores"]) == 2 for s in steps)
+    if heuristic == "rationalyst_explicit":
+        assert all(s["rationale"] for s in steps)  # the chosen candidate's rationale, shown next round
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["heuristic"] == heuristic and manifest["counts"]["out"] == 2
+    assert manifest["config"]["judge_model"] == tiny_llama_dir
+
+
 class Rationales(StepScorer):
     """Known scores and a known rationale per candidate (the confidence scorer's outputs)."""
 

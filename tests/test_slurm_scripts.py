@@ -70,7 +70,7 @@ def test_rationalyst_chain_with_pipeline_local(tiny_llama_dir, tmp_path):
 def test_pipeline_usage(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "RUN_DIR": str(tmp_path / "run"), "LOG_DIR": str(tmp_path / "logs")}
     for args, message in (
-        (["nonsense"], "usage: slurm/pipeline.sh rationalyst|refiner|all"),
+        (["nonsense"], "usage: slurm/pipeline.sh rationalyst|refiner|refiner_supervised|all"),
         (["rationalyst", "--locl"], "unknown option --locl"),
     ):
         bad = subprocess.run(["bash", "slurm/pipeline.sh", *args], cwd=REPO, env=env, capture_output=True, text=True)
@@ -108,3 +108,29 @@ def test_refiner_chain_with_pipeline_local(tiny_t5_dir, tmp_path):
     assert shown.returncode == 0, shown.stderr
     assert "RATIONALYST: no outputs" in shown.stdout and "REFINER mwp, critic oracle" in shown.stdout
     assert "equation_em" in shown.stdout and "oracle (T = 3) 66.0" in shown.stdout
+
+
+@pytest.mark.slow
+def test_refiner_supervised_baseline_with_pipeline_local(tiny_t5_dir, tmp_path):
+    refiner_dir = tmp_path / "supervised"
+    env = dict(
+        tiny_chain_env(tmp_path, "not-this-model", tmp_path / "run"),
+        **tiny_refiner_env(tmp_path, tiny_t5_dir, refiner_dir),
+    )
+    env.pop("WARMSTART_FRACTION")  # the baseline trains on all of the data whatever the main chain's fraction
+    result = pipeline(env, "refiner_supervised", "--local")
+    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert [line for line in result.stdout.splitlines() if line.startswith("== ")] == [
+        "== slurm/110_refiner_examples.sbatch",
+        "== slurm/130_refiner_warmstart.sbatch",
+        "== slurm/160_refiner_predict.sbatch",
+    ]
+    examples = json.loads((refiner_dir / "examples" / "manifest.json").read_text())
+    assert examples["config"]["fraction"] == 1.0
+    assert not (refiner_dir / "critic").exists() and not (refiner_dir / "refiner").exists()
+    predict = json.loads((refiner_dir / "predict-none" / "manifest.json").read_text())
+    assert predict["config"]["critic"] == "none" and predict["config"]["generator"] == str(
+        refiner_dir / "warmstart" / "final"
+    )
+    metrics = json.loads((refiner_dir / "predict-none" / "metrics.json").read_text())
+    assert [row["turn"] for row in metrics["turns"]] == [0] and "paired" not in metrics

@@ -53,6 +53,54 @@ def test_load_original_folder_and_jsonl(tmp_path):
         m.load("test", tmp_path / "bad.jsonl")
 
 
+def test_withdrawn_hub_set_falls_back_to_hendrycks_math_for_the_task_and_for_extraction(tmp_path, monkeypatch):
+    """lighteval/MATH is gone from the Hub: EleutherAI/hendrycks_math serves the same rows, one config per
+    subject. The Hub is played by parquet files in its row format, read through `datasets` as the Hub's are."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from datasets import load_dataset
+
+    from common.tasks import data
+    from common.tasks.rationalyst import documents
+
+    files = {}
+    for subject in m.SUBJECTS:
+        rows = [r for r in ROWS if r["type"].lower() == subject]
+        if rows:
+            files[subject] = tmp_path / f"{subject}.parquet"
+            pq.write_table(pa.Table.from_pylist(rows), files[subject])
+    calls = []
+
+    def hub_rows(hub_id, config, split):
+        calls.append((hub_id, config, split))
+        if hub_id == "lighteval/MATH":
+            raise FileNotFoundError("Dataset 'lighteval/MATH' doesn't exist on the Hub")
+        if config not in files:
+            return []
+        return list(load_dataset("parquet", data_files=str(files[config]), split="train"))
+
+    monkeypatch.setattr(data, "hub_rows", hub_rows)
+    test = m.load("test")
+    assert calls[0] == ("lighteval/MATH", "all", "test")
+    assert [c[1] for c in calls[1:]] == list(m.SUBJECTS) and {c[0] for c in calls[1:]} == {"EleutherAI/hendrycks_math"}
+    assert sorted(e["answer"] for e in test) == sorted(["\\frac{3}{4}", "4", "60"])
+    calls.clear()
+    docs = list(documents(["math"]))  # the datasets family of extraction reads MATH the same way (train)
+    assert len(docs) == 3 and calls[0] == ("lighteval/MATH", "all", "train") and len(calls) == 1 + len(m.SUBJECTS)
+    assert {d["source"] for d in docs} == {"math"} and "equilateral triangle" in " ".join(d["text"] for d in docs)
+
+
+def test_a_hub_failure_of_both_sets_names_the_original(monkeypatch):
+    from common.tasks import data
+
+    def hub_rows(hub_id, config, split):
+        raise ConnectionError(f"no network for {hub_id}")
+
+    monkeypatch.setattr(data, "hub_rows", hub_rows)
+    with pytest.raises(ConnectionError, match="lighteval/MATH"):
+        m.load("test")
+
+
 def test_few_shot_layout(tmp_path):
     task = get_task("math")
     pool = task.shot_pool(write_original_release(tmp_path / "MATH"))
