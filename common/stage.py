@@ -366,13 +366,17 @@ def changed_settings(cfg: StageConfig, old: dict[str, Any], new: dict[str, Any])
 def stage_manifest(
     stage: str, cfg: StageConfig, counts: dict, started: float, finished: bool = True, **extra: Any
 ) -> dict[str, Any]:
-    """One shard's manifest: resolved config, git commit, package versions, inputs, counts, wall time."""
+    """One shard's manifest: resolved config, git commit, package versions, inputs, counts, wall time, and
+    the approximations the run stands on (e.g. a borrowed output head), stated where a reader looks."""
+    config = config_dict(cfg)
+    notes = approximations(config)
     return {
         "stage": stage,
         "shard": cfg.shard_index,
         "num_shards": cfg.num_shards,
         "finished": finished,
-        "config": config_dict(cfg),
+        "config": config,
+        **({"approximations": notes} if notes else {}),
         "git_commit": git_commit(),
         "packages": package_versions(),
         "inputs": describe_inputs(cfg.input),
@@ -381,6 +385,14 @@ def stage_manifest(
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **extra,
     }
+
+
+def approximations(config: dict[str, Any]) -> list[str]:
+    return [
+        f"{key} = {value}: a checkpoint saved without its output head scores with {value[len('base:') :]}'s head"
+        for key, value in config.items()
+        if key.endswith("missing_head") and isinstance(value, str) and value.startswith("base:")
+    ]
 
 
 def describe_inputs(path: str) -> list[dict[str, Any]]:

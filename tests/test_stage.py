@@ -154,3 +154,23 @@ def test_finished_shard_exits_before_loading_a_model(tmp_path, tiny_llama_dir, m
     assert generate.main(args) == 0
     with pytest.raises(SystemExit, match="different settings"):
         generate.main(args + ["--temperature", "0.5"])
+
+
+def test_a_borrowed_output_head_is_stated_in_the_manifest():
+    import time
+    from dataclasses import dataclass
+
+    from common.llm import LLMOptions
+    from common.stage import stage_manifest
+
+    @dataclass
+    class Cfg(StageConfig, LLMOptions):
+        pass
+
+    plain = stage_manifest("s", Cfg(), {}, time.time())
+    assert "approximations" not in plain
+    borrowed = stage_manifest("s", Cfg(missing_head="base:meta-llama/Meta-Llama-3-8B-Instruct"), {}, time.time())
+    assert borrowed["approximations"] == [
+        "missing_head = base:meta-llama/Meta-Llama-3-8B-Instruct: a checkpoint saved without its output head "
+        "scores with meta-llama/Meta-Llama-3-8B-Instruct's head"
+    ]
