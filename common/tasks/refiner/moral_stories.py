@@ -76,6 +76,28 @@ BAD = (
     "it is wrong to",
     "it is rude to",
 )
+# the same prefixes in the reference's groups (its GOOD_NORM_PREFIXES / BAD_NORM_PREFIXES): the variants of one
+# judgment, of which a paraphrase uses one at random. Every "it is X to" group also has "it's X to".
+GOOD_GROUPS = (
+    ("it is good to",),
+    ("it is right to",),
+    ("it is usual to",),
+    ("it is proper to",),
+    ("you should", "you must"),
+    ("it is important to",),
+)
+BAD_GROUPS = (
+    ("it is bad to",),
+    ("it is unusual to",),
+    ("you shouldn't", "you should not", "you mustn't", "you must not"),
+    ("it is wrong to",),
+    ("it is rude to",),
+)
+
+
+def prefix_variants(group: tuple[str, ...]) -> tuple[str, ...]:
+    """("it is good to",) -> ("it is good to", "it's good to"), the reference's variant lists."""
+    return tuple(v for p in group for v in ((p, p.replace("it is", "it's")) if p.startswith("it is") else (p,)))
 
 
 # ----------------------------------------------------------------------------- text
@@ -162,14 +184,35 @@ def _example(id_: str, situation: str, intention: str, immoral: str, norm: str, 
     }
 
 
+def story_fields(r: dict) -> dict:
+    """{id, situation, intention, immoral_action, norm, moral_action} of a REFINER actor record, a critic prep
+    record or a Moral Stories row ({ID, ...}); the values are not checked here (see _example)."""
+    if "actor_input" in r:
+        parts = re.split("|".join(re.escape(m) for m in MARKERS), r["actor_input"])
+        if len(parts) != 5 or REFINER_M_ACT not in r.get("actor_output", ""):
+            raise ValueError(
+                "actor_input is not `<|SIT|> .. <|INT|> .. <|I_ACT|> .. <|NRM|>` or actor_output lacks <|M_ACT|>"
+            )
+        norm, moral = (s.strip() for s in r["actor_output"].split(REFINER_M_ACT, 1))
+        situation, intention, immoral = (p.strip() for p in parts[1:4])
+        return {
+            "id": r["id"],
+            "situation": situation,
+            "intention": intention,
+            "immoral_action": immoral,
+            "norm": norm,
+            "moral_action": moral,
+        }
+    fields = ("situation", "intention", "immoral_action", "norm", "moral_action")
+    missing = [f for f in fields if f not in r] + ([] if r.get("id") or r.get("ID") else ["id (or ID)"])
+    if missing:
+        raise ValueError(f"missing field(s) {', '.join(missing)}")
+    return {"id": r.get("id") or r["ID"], **{f: r[f] for f in fields}}
+
+
 def _from_actor(r: dict) -> dict:
-    parts = re.split("|".join(re.escape(m) for m in MARKERS), r["actor_input"])
-    if len(parts) != 5 or REFINER_M_ACT not in r["actor_output"]:
-        raise ValueError(
-            "actor_input is not `<|SIT|> .. <|INT|> .. <|I_ACT|> .. <|NRM|>` or actor_output lacks <|M_ACT|>"
-        )
-    norm, moral = (s.strip() for s in r["actor_output"].split(REFINER_M_ACT, 1))
-    return _example(r["id"], parts[1].strip(), parts[2].strip(), parts[3].strip(), norm, moral, {})
+    f = story_fields(r)
+    return _example(f["id"], f["situation"], f["intention"], f["immoral_action"], f["norm"], f["moral_action"], {})
 
 
 def _build(r: dict, index: int) -> dict:
