@@ -9,7 +9,7 @@ export TOKENIZERS_PARALLELISM := false
 # The two venvs take about 5.5 GB; pip's wheel cache would add a second copy of the downloads.
 export PIP_NO_CACHE_DIR ?= 1
 
-.PHONY: setup setup-vllm setup-slurm check-disk demo test test-fast bench gpu-check lint clean
+.PHONY: setup setup-vllm setup-slurm setup-nlp check-disk demo test test-fast bench gpu-check lint clean
 
 setup: $(VENV)/.done
 
@@ -58,6 +58,20 @@ setup-slurm:
 	       "(sudo apt-get install slurm-wlm munge) or the real-Slurm tests will be skipped" >&2; \
 	fi
 
+# WordNet 3.0 for the Moral Stories critic prep (training/moral_stories_prep.py): Debian's wordnet-base,
+# installed here with apt-get when /usr/share/wordnet is missing and we are root (tests skip without it).
+WORDNET_DIR ?= /usr/share/wordnet
+setup-nlp:
+	@if [ -f "$(WORDNET_DIR)/data.adj" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "setup-nlp: installing wordnet-base with apt-get"; \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wordnet-base) \
+	    >/dev/null || echo "setup-nlp: apt-get failed; the Moral Stories prep tests will be skipped" >&2; \
+	else \
+	  echo "setup-nlp: WordNet is missing and this is not root with apt-get; install wordnet-base" \
+	       "(sudo apt-get install wordnet-base) or the Moral Stories prep tests will be skipped" >&2; \
+	fi
+
 # Both pipelines through slurm/pipeline.sh --local with the demo recipes (configs/demo), then the tables.
 # REFINER's warm start also reads critic_data's refinement records (finetune --noisy; README, REFINER).
 DEMO_DIR ?= outputs/demo
@@ -74,7 +88,7 @@ demo: setup
 	  bash slurm/pipeline.sh $(DEMO_PIPELINES) --local
 	$(PY) -m common.demo report $(DEMO_DIR) $(DEMO_DIR)/refiner-mwp
 
-test: setup setup-vllm setup-slurm lint
+test: setup setup-vllm setup-slurm setup-nlp lint
 	$(PY) -m pytest
 
 test-fast: setup

@@ -146,9 +146,12 @@ class Models:
         return self.nlp(text)
 
     def describe(self) -> dict:
+        from common.artifacts import package_versions
+
         meta = self.nlp.meta
         return {
             "spacy_model": self.spacy_model,
+            "packages": package_versions(("spacy", self.spacy_model, "nltk", "lemminflect")),
             "spacy_model_meta": f"{meta.get('lang')}_{meta.get('name')} {meta.get('version')}",
             "wordnet": f"WordNet {self.wordnet.get_version()} from {self.wordnet.root}",
         }
@@ -290,23 +293,18 @@ def judgment_and_action(models: Models, norm: str) -> tuple[str | None, str | No
     """(norm_judgment, norm_action, the action in the base form) of a norm, or Nones when it has no judgment
     this can find. "You should help others." -> ("You should", "helping others.", "help others.");
     "Leaving work unfinished is lazy." -> ("lazy", "Leaving work unfinished", "leave work unfinished")."""
-    from lemminflect import getInflection, getLemma
+    from lemminflect import getLemma
 
     text = " ".join(norm.replace("’", "'").split())
     judgment, action = ms.split_judgment(text)
     if judgment:
         head = re.sub(r"\s+(?:to|that|if|when)$", "", text[: len(judgment)], flags=re.IGNORECASE)
         start = len(text) - len(action)  # where the action starts (split_judgment keeps the length)
-        rest = text[start:]
-        if not rest:
+        if re.search(r"\s(?:always)$", head, flags=re.IGNORECASE):  # "You should | always be kind."
+            head, start = head.rsplit(" ", 1)[0], start - len("always ")
+        if start >= len(text):
             return head, None, None
-        tok = next((t for t in models.parse(text) if t.idx >= start and t.lower_ not in ADVERBS), None)
-        gerund = rest
-        if tok is not None and not tok.is_punct:
-            ing = getInflection(tok.lemma_ if tok.pos_ in ("VERB", "AUX") else tok.lower_, "VBG")
-            o = tok.idx - start
-            gerund = rest[:o] + (ing[0] if ing else tok.text) + rest[o + len(tok.text) :]
-        return head, gerund[:1].lower() + gerund[1:], rest[:1].lower() + rest[1:]
+        return (head, *_gerund(models, text, start))
     m = ms.TRAILING_JUDGMENT.search(action)
     if not m:
         return None, None, None
@@ -320,6 +318,29 @@ def judgment_and_action(models: Models, norm: str) -> tuple[str | None, str | No
     lemma = getLemma(first.lower(), "VERB") if first.lower().endswith("ing") else ()
     base = " ".join([lemma[0] if lemma else first.lower(), *more])
     return judgment, subject, base
+
+
+def _gerund(models: Models, text: str, start: int) -> tuple[str | None, str | None]:
+    """(gerund phrase, base phrase) of the action text[start:]: its first verb, and the verbs conjoined with it,
+    as gerunds ("help and thank others." -> "helping and thanking others."). Words before that verb go, but for
+    an adverb and the subject of "for X to": "for parents to set rules." -> "parents setting rules."."""
+    from lemminflect import getInflection
+
+    doc = models.parse(text)
+    verb = next((t for t in doc if t.idx >= start and t.pos_ in ("VERB", "AUX")), None)
+    if verb is None:
+        return None, None
+    pre = re.sub(r"\bto\s*$", "", text[start : verb.idx]).strip()
+    keep = pre[4:] if pre.lower().startswith("for ") else pre if pre.lower() in ADVERBS else ""
+    verbs = [verb] + [t for t in doc if t.dep_ == "conj" and t.head == verb and t.pos_ == "VERB"]
+    tail = text[verb.idx :]
+    for t in reversed(verbs):
+        ing = getInflection(t.lemma_, "VBG")
+        o = t.idx - verb.idx
+        tail = tail[:o] + (ing[0] if ing else t.text) + tail[o + len(t.text) :]
+    gerund = f"{keep} {tail}".strip()
+    base = f"{pre if pre.lower() in ADVERBS else ''} {text[verb.idx :]}".strip()
+    return gerund[:1].lower() + gerund[1:], base[:1].lower() + base[1:]
 
 
 def anti_norm(norm: str, sign: int, base_action: str | None, rng: random.Random) -> str | None:
