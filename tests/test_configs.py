@@ -15,6 +15,7 @@ from sampling.prefilter import PrefilterConfig
 from sampling.score_rationales import ScoreConfig
 from training.critic_data import CriticDataConfig
 from training.finetune import FinetuneConfig
+from training.moral_stories_prep import MoralStoriesPrepConfig
 from training.train_refiner import TrainRefinerConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -27,6 +28,7 @@ STAGES = {
     "finetune": FinetuneConfig,
     "inference": InferenceConfig,
     "critic_data": CriticDataConfig,
+    "moral_stories_prep": MoralStoriesPrepConfig,
     "train_refiner": TrainRefinerConfig,
     "refiner_predict": RefinerPredictConfig,
     "verify_steps": VerifyStepsConfig,
@@ -200,7 +202,13 @@ def test_paper_recipe_carries_the_spec_values(name):
 
 def test_every_paper_recipe_is_checked_against_the_spec():
     unchecked = {p.name for p in (CONFIGS / "paper").glob("*.yaml")} - set(PAPER)
-    assert unchecked == {"critic_data.yaml", "critic_data-snlr.yaml", "critic_data-moral_stories.yaml"}  # data paths
+    data_paths = {
+        "critic_data.yaml",
+        "critic_data-snlr.yaml",
+        "critic_data-moral_stories.yaml",
+        "moral_stories_prep.yaml",
+    }
+    assert unchecked == data_paths
 
 
 @pytest.mark.parametrize("name", [n for n in sorted(PAPER) if n.startswith("inference")])

@@ -17,8 +17,6 @@ The manifest counts the records of each perturbation kind.
 
 from __future__ import annotations
 
-import hashlib
-import random
 import sys
 import time
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from common.artifacts import BadRecordError, ReadStats, write_manifest, write_re
 from common.config import StageConfig, option, parse_config
 from common.stage import log, require_output, setup_logging, stage_manifest
 from common.tasks import refiner
+from common.tasks.refiner import example_rng
 from common.tasks.refiner.format import NO_HINT, critic_input, is_no_hint, refine_input
 
 
@@ -35,10 +34,6 @@ from common.tasks.refiner.format import NO_HINT, critic_input, is_no_hint, refin
 class CriticDataConfig(StageConfig):
     task: str = option("mwp", "task: mwp, snlr or moral_stories (common.tasks.refiner)")
     include_gold: bool = option(True, "also a critic record for the gold formula (target: 'No hint.')")
-
-
-def example_rng(seed: int, example_id: str) -> random.Random:
-    return random.Random(int.from_bytes(hashlib.sha256(f"{seed}\x00{example_id}".encode()).digest()[:8], "big"))
 
 
 def task_records(

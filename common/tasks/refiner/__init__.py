@@ -10,12 +10,19 @@ prediction. Each task module provides:
   HEADLINE                              the metrics key that refiner_predict's paired test compares
 """
 
+import hashlib
 import random
 
 from common.registry import lookup
 from common.tasks.refiner import moral_stories, mwp, snlr
 
 TASKS = {"mwp": mwp, "snlr": snlr, "moral_stories": moral_stories}
+
+
+def example_rng(seed: int, example_id: str) -> random.Random:
+    """A random generator of its own for each example (seed, id), so an example's records do not depend on the
+    others (critic_data, moral_stories_prep)."""
+    return random.Random(int.from_bytes(hashlib.sha256(f"{seed}\x00{example_id}".encode()).digest()[:8], "big"))
 
 
 def get_task(name: str):
