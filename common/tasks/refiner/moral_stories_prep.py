@@ -136,6 +136,10 @@ class Models:
     """The spaCy pipeline and WordNet a prep run uses, with a parse cache."""
 
     def __init__(self, spacy_model: str = SPACY_MODEL, wordnet_dir: str = WORDNET_DIR):
+        try:
+            import lemminflect  # noqa: F401
+        except ImportError:
+            raise MissingModel("lemminflect is not installed: pip install -r requirements.txt (lemminflect)") from None
         self.nlp = load_spacy(spacy_model)
         self.wordnet = load_wordnet(wordnet_dir)
         self.spacy_model = spacy_model
