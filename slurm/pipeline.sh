@@ -42,7 +42,7 @@ mkdir -p "$LOG_DIR"
 rationalyst_stages() {
   local fams fam first=true
   IFS=, read -r -a fams <<< "${FAMILIES:-web,datasets}"
-  echo slurm/10_prefilter.sbatch
+  if [[ ",${FAMILIES:-web,datasets}," == *,web,* ]]; then echo slurm/10_prefilter.sbatch; fi  # only web reads it
   for fam in "${fams[@]}"; do
     if $first; then echo "slurm/20_extract_rationales.sbatch FAMILY=$fam"; first=false
     else echo "+slurm/20_extract_rationales.sbatch FAMILY=$fam"; fi
