@@ -16,7 +16,8 @@ feedback, turn t uses each example's latest z after t critic rounds (a stopped e
 answer). The table is also printed, and metrics.json's `paired` compares turn 0 with the last turn on the
 task's headline metric (`HEADLINE`: MWP equation EM, sNLR IR exact match, Moral Stories norm ROUGE-L) on
 the same examples: each turn's mean with its 95% bootstrap interval, the paired bootstrap of the difference,
-and McNemar's exact test where the metric is right or wrong per example.
+and McNemar's exact test where the metric is right or wrong per example; `feedback_effect` counts, per kind
+of first feedback, the examples whose z changed at turn 1 and those that scored higher or lower for it.
 
     python -m model_inference.refiner_predict --task mwp --input ../shared/data/svamp/mawps-asdiv-a_svamp_dev.csv \
         --generator runs/mwp/refiner/best --critic runs/mwp/critic/final --output runs/mwp/predict-critic
@@ -33,6 +34,7 @@ precision and recall of its "No hint." and exact match per record kind:
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,7 +49,7 @@ from common.report import format_table
 from common.stage import log, run_stage, shard_finished
 from common.stats import bootstrap_ci, mcnemar_exact, paired_bootstrap
 from common.tasks import refiner as refiner_tasks
-from common.tasks.refiner.format import critic_input, critic_scores, is_no_hint, refine_input
+from common.tasks.refiner.format import canonical, critic_input, critic_scores, is_no_hint, refine_input
 from common.tasks.refiner.seq2seq import generate, load_seq2seq
 
 ORACLE, NONE = "oracle", "none"
@@ -166,6 +168,37 @@ def paired_turns(task, examples: list[dict], records: list[dict], last: int, n_b
     return out
 
 
+def feedback_effect(task, examples: list[dict], records: list[dict], top: int = 8) -> list[dict]:
+    """What the first feedback did: for the examples that got one (turn 0 not accepted), how many changed
+    their z at turn 1, and how many of those scored higher or lower on task.HEADLINE, by the feedback's first
+    sentence (step numbers as #k; the `top` most frequent, the rest as "other")."""
+    ordered = in_example_order(examples, records)
+    rows: dict[str, dict] = {}
+    for e, r in zip(examples, ordered):
+        if len(r["turns"]) < 2:
+            continue
+        said = canonical(r["turns"][0]["feedback"] or "").strip()
+        kind = re.sub(r"#\d+", "#k", re.split(r"(?<=[.!?]) ", said)[0]) if said else "(empty)"
+        z0, z1 = r["turns"][0]["z"], r["turns"][1]["z"]
+        before, after = (task.metrics([e], [z])[task.HEADLINE] for z in (z0, z1))
+        row = rows.setdefault(kind, {"feedback": kind, "n": 0, "changed": 0, "better": 0, "worse": 0})
+        row["n"] += 1
+        row["changed"] += z0 != z1
+        row["better"] += after > before
+        row["worse"] += after < before
+    ranked = sorted(rows.values(), key=lambda row: -row["n"])
+    kept, rest = ranked[:top], ranked[top:]
+    if rest:
+        kept.append(
+            {"feedback": "other", **{k: sum(row[k] for row in rest) for k in ("n", "changed", "better", "worse")}}
+        )
+    if kept:
+        kept.append(
+            {"feedback": "all", **{k: sum(row[k] for row in kept) for k in ("n", "changed", "better", "worse")}}
+        )
+    return kept
+
+
 def describe_paired(p: dict) -> str:
     last = next(k for k in p if k.startswith("turn_") and k != "turn_0")
     d = p["difference"]
@@ -256,10 +289,12 @@ def main(argv: list[str] | None = None) -> int:
         result = {"task": cfg.task, "critic": cfg.critic, "generator": cfg.generator, "turns": rows}
         if rounds(cfg):
             result["paired"] = paired_turns(task, examples, records, rounds(cfg), seed=cfg.seed)
+            result["feedback_effect"] = feedback_effect(task, examples, records)
         write_json_atomic(Path(cfg.output) / "metrics.json", result)
         print(f"{cfg.task}: generator {cfg.generator}, critic {cfg.critic}\n{format_table(rows)}")
         if rounds(cfg):
             print(describe_paired(result["paired"]))
+            print(f"the first feedback, and what the generator did with it:\n{format_table(result['feedback_effect'])}")
     else:
         log.info(
             "refiner_predict: %d of %d examples done; metrics.json is written when all shards are",

@@ -259,3 +259,23 @@ def test_paired_turns_has_no_mcnemar_for_a_graded_metric():
     recs = [{"id": "a", "turns": [{"z": "It is bad. Moral action: Tom helps."}, {"z": "It is good to help."}]}]
     p = refiner_predict.paired_turns(moral_stories, ex, recs, 1, n_boot=50)
     assert p["metric"] == "norm_rouge_l" and "mcnemar" not in p and 0 < p["turn_1"]["mean"] <= 100
+
+
+def test_feedback_effect_counts_what_the_first_feedback_changed():
+    right, wrong = "#0: add ( number0, number1 ) | EOS", "#0: subtract ( number0, number1 ) | EOS"
+    other = "#0: multiply ( number0, number1 ) | EOS"
+    ex = [{"id": str(i), "z": right, "numbers": [1.0, 2.0], "answer": 3.0} for i in range(5)]
+    op = "the operator in #0 is incorrect."
+    recs = [
+        {"id": "0", "turns": [{"z": wrong, "feedback": op}, {"z": right}]},  # fixed
+        {"id": "1", "turns": [{"z": wrong, "feedback": op}, {"z": wrong}]},  # ignored the feedback
+        {"id": "2", "turns": [{"z": wrong, "feedback": op}, {"z": other}]},  # changed, still wrong
+        {"id": "3", "turns": [{"z": right, "feedback": "the first number in #0 is incorrect."}, {"z": wrong}]},
+        {"id": "4", "turns": [{"z": right, "feedback": NO_HINT}]},  # accepted: no second turn
+    ]
+    rows = refiner_predict.feedback_effect(mwp, ex, recs)
+    assert rows == [
+        {"feedback": "the operator in #k is incorrect.", "n": 3, "changed": 2, "better": 1, "worse": 0},
+        {"feedback": "the first number in #k is incorrect.", "n": 1, "changed": 1, "better": 0, "worse": 1},
+        {"feedback": "all", "n": 4, "changed": 3, "better": 1, "worse": 1},
+    ]
