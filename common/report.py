@@ -6,11 +6,14 @@ import math
 
 
 def format_table(rows: list[dict]) -> str:
-    """A fixed-width table of per-turn metrics: one row per dict, its "turn" first, then the other keys."""
-    keys = [k for k in rows[0] if k not in ("turn",)]
-    lines = ["turn  " + "  ".join(f"{k:>14}" for k in keys)]
+    """A fixed-width table: one row per dict, its first key (e.g. "turn") as the row label, then the others."""
+    if not rows:
+        return "(no rows)"
+    label, *keys = list(rows[0])
+    width = max(len(label), *(len(str(r[label])) for r in rows))
+    lines = [f"{label:>{width}}  " + "  ".join(f"{k:>14}" for k in keys)]
     for r in rows:
-        lines.append(f"{r['turn']:>4}  " + "  ".join(f"{_fmt(r[k]):>14}" for k in keys))
+        lines.append(f"{str(r[label]):>{width}}  " + "  ".join(f"{_fmt(r[k]):>14}" for k in keys))
     return "\n".join(lines)
 
 

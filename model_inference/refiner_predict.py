@@ -205,7 +205,7 @@ def describe_paired(p: dict) -> str:
     line = (
         f"{p['metric']}: turn 0 {p['turn_0']['mean']:.1f} {fmt_ci(p['turn_0']['ci95'])} -> {last.replace('_', ' ')} "
         f"{p[last]['mean']:.1f} {fmt_ci(p[last]['ci95'])}; difference {d['difference']:+.1f} {fmt_ci(d['ci95'])}, "
-        f"paired bootstrap p = {d['p']:.3g}"
+        f"paired bootstrap p {'< ' + format(d['p_floor'], '.3g') if d['p'] == 0 else '= ' + format(d['p'], '.3g')}"
     )
     if "mcnemar" in p:
         m = p["mcnemar"]

@@ -279,3 +279,6 @@ def test_feedback_effect_counts_what_the_first_feedback_changed():
         {"feedback": "the first number in #k is incorrect.", "n": 1, "changed": 1, "better": 0, "worse": 1},
         {"feedback": "all", "n": 4, "changed": 3, "better": 1, "worse": 1},
     ]
+    table = refiner_predict.format_table(rows).splitlines()
+    assert table[0].split() == ["feedback", "n", "changed", "better", "worse"]
+    assert table[1].split()[-4:] == ["3", "2", "1", "0"] and "the operator in #k is incorrect." in table[1]
