@@ -165,3 +165,32 @@ def test_spec_citations_name_existing_sections():
             if number not in sections[name]:
                 missing.append(f"{path.relative_to(REPO)}: {name}.md {number}")
     assert not missing, "citations of sections missing from docs/specs/:\n  " + "\n  ".join(sorted(set(missing)))
+
+
+def pipeline_commands(text: str) -> list[str]:
+    """Every `... slurm/pipeline.sh ...` command line of a page (code spans and blocks), with its
+    environment prefix."""
+    found = re.findall(r"`([^`\n]*slurm/pipeline\.sh[^`\n]*)`", text)
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        found += re.findall(r"^(.*slurm/pipeline\.sh.*)$", block.replace("\\\n", " "), re.M)
+    return found
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/paper-tables.md", "docs/results.md"])
+def test_table_commands_name_real_pipelines_knobs_and_recipes(page):
+    """The commands that produce the papers' tables: a pipeline that exists, variables the Slurm files read,
+    recipe files that exist."""
+    slurm_text = "\n".join(p.read_text() for p in (REPO / "slurm").rglob("*") if p.is_file())
+    pipelines = {"rationalyst", "refiner", "refiner_supervised", "all"}
+    commands = pipeline_commands((REPO / page).read_text())
+    assert commands, page
+    for command in commands:
+        after = command.split("slurm/pipeline.sh", 1)[1].split()
+        if not after or after[0].startswith(("`", "submits")):
+            continue  # the script named in prose
+        assert set(after[0].split("|")) <= pipelines, f"{page}: {command}"
+        for var in re.findall(r"(?:^|\s)([A-Z][A-Z0-9_]+)=", command.split("slurm/pipeline.sh", 1)[0]):
+            generic = var.endswith(("_ARGS", "_ARRAY"))  # <STAGE>_ARGS / <STAGE>_ARRAY, read by name (common.sh)
+            assert generic or re.search(rf"\${{?{var}\b", slurm_text), f"{page}: {var} is read nowhere"
+        for recipe in re.findall(r"configs/[\w/.-]+\.yaml", command):
+            assert (REPO / recipe).is_file(), f"{page}: {recipe}"
