@@ -158,6 +158,7 @@ def paired_turns(task, examples: list[dict], records: list[dict], last: int, n_b
     out = {
         "metric": task.HEADLINE,
         "n": len(examples),
+        "last_turn": last,
         "turn_0": {"mean": mean(first), "ci95": list(bootstrap_ci(first, n_boot, rng))},
         f"turn_{last}": {"mean": mean(final), "ci95": list(bootstrap_ci(final, n_boot, rng))},
         "difference": paired_bootstrap(list(final), list(first), mean, n_boot, rng),
@@ -186,21 +187,17 @@ def feedback_effect(task, examples: list[dict], records: list[dict], top: int = 
         row["changed"] += z0 != z1
         row["better"] += after > before
         row["worse"] += after < before
+
+    def total(label: str, group: list[dict]) -> dict:
+        return {"feedback": label, **{k: sum(row[k] for row in group) for k in ("n", "changed", "better", "worse")}}
+
     ranked = sorted(rows.values(), key=lambda row: -row["n"])
-    kept, rest = ranked[:top], ranked[top:]
-    if rest:
-        kept.append(
-            {"feedback": "other", **{k: sum(row[k] for row in rest) for k in ("n", "changed", "better", "worse")}}
-        )
-    if kept:
-        kept.append(
-            {"feedback": "all", **{k: sum(row[k] for row in kept) for k in ("n", "changed", "better", "worse")}}
-        )
-    return kept
+    kept = ranked[:top] + ([total("other", ranked[top:])] if ranked[top:] else [])
+    return kept + [total("all", kept)] if kept else []
 
 
 def describe_paired(p: dict) -> str:
-    last = next(k for k in p if k.startswith("turn_") and k != "turn_0")
+    last = f"turn_{p['last_turn']}"
     d = p["difference"]
     line = (
         f"{p['metric']}: turn 0 {p['turn_0']['mean']:.1f} {fmt_ci(p['turn_0']['ci95'])} -> {last.replace('_', ' ')} "
