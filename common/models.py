@@ -264,6 +264,7 @@ def load_causal_lm(name: str, device: str = "auto", dtype: str = "auto", missing
                 "(e.g. base:meta-llama/Meta-Llama-3-8B-Instruct) to use the base model's head, an approximation"
             )
         attach_base_head(model, missing_head[len("base:") :], torch_dtype)
+        model.borrowed_head = missing_head[len("base:") :]  # read by training.attach_head
     return model.to(device).eval(), load_tokenizer(name)
 
 

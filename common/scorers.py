@@ -131,17 +131,20 @@ class StepScorer:
     """The interface. `prepare` gives per-context state (a rationale, or None); `score` scores candidates."""
 
     needs_labels = False
-    scale = "linear"
-    # the rationale each candidate was scored with, where the scorer writes one per candidate (set by score)
-    candidate_rationales: list[list[str]] | None = (
-        None  # "log": scores are log-probabilities (a solution's product of them is their sum)
-    )
+    scale = "linear"  # "log": scores are log-probabilities (a solution's product of them is their sum)
 
     def prepare(self, contexts: list[StepContext]) -> list[str | None]:
         return [None] * len(contexts)
 
     def score(self, batch: list[Candidates], prepared: list[str | None]) -> list[list[float]]:
         raise NotImplementedError
+
+    def score_with_rationales(
+        self, batch: list[Candidates], prepared: list[str | None]
+    ) -> tuple[list[list[float]], list[list[str]] | None]:
+        """The scores and, where the scorer writes one per candidate, the rationale each was scored with
+        (returned, not kept on the scorer, so that threads may score at once)."""
+        return self.score(batch, prepared), None
 
 
 class LikelihoodScorer(StepScorer):
@@ -202,6 +205,9 @@ class ConfidenceScorer(StepScorer):
         self.llm, self.max_tokens, self.seed = rationale_llm, max_tokens, seed
 
     def score(self, batch, prepared):
+        return self.score_with_rationales(batch, prepared)[0]
+
+    def score_with_rationales(self, batch, prepared):
         prompts = [[{"role": "user", "content": f"{c.context.text} {s}"}] for c in batch for s in c.steps]
         done = self.llm.generate(prompts, max_tokens=self.max_tokens, seed=self.seed, logprobs=True) if prompts else []
         scores, texts, pos = [], [], 0
@@ -212,8 +218,7 @@ class ConfidenceScorer(StepScorer):
             scores.append(
                 [_mean_but_last(d.token_logprobs[0]) if not d.error and d.token_logprobs else -math.inf for d in mine]
             )
-        self.candidate_rationales = texts
-        return scores
+        return scores, texts
 
 
 def _mean_but_last(logprobs: list[float]) -> float:

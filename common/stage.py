@@ -42,6 +42,7 @@ RESUME_SAFE_KEYS = {
     "shard_index",
     "base_url",
     "concurrency",
+    "streams",
     "max_retries",
     "request_timeout",
     "unreachable_after",
@@ -388,11 +389,22 @@ def stage_manifest(
 
 
 def approximations(config: dict[str, Any]) -> list[str]:
-    return [
+    """What the run stands on that is not the model it names: a borrowed output head, given here
+    (`missing_head`) or given when a model directory was written (training.attach_head's manifest)."""
+    notes = [
         f"{key} = {value}: a checkpoint saved without its output head scores with {value[len('base:') :]}'s head"
         for key, value in config.items()
         if key.endswith("missing_head") and isinstance(value, str) and value.startswith("base:")
     ]
+    for key, value in config.items():
+        manifest = Path(value) / "manifest.json" if key.endswith("model") and isinstance(value, str) and value else None
+        if manifest is not None and manifest.is_file():
+            try:
+                inherited = json.loads(manifest.read_text()).get("approximations") or []
+            except (OSError, ValueError, AttributeError):
+                inherited = []
+            notes += [f"{key} = {value}, written with: {note}" for note in inherited]
+    return notes
 
 
 def describe_inputs(path: str) -> list[dict[str, Any]]:

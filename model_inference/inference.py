@@ -20,8 +20,9 @@ per step), the question's prefix "Question: ...\\nAnswer:", then the chosen step
        self_consistency      k independent sampled trajectories, majority vote over their answers
   4. stop when the chosen step states the answer ("The answer is"; MATH also "\\boxed"), or after `max_steps` (15).
 The stop check runs on the chosen step itself (the reference checked one round late, 6.3).
-All questions advance together: each round is one batched call per model; the scorer computes the
-trajectory + rationale once for the k candidates. Writes one record per question, with the answer
+A batch's questions advance together: each round is one batched call per model; the scorer computes the
+trajectory + rationale once for the k candidates. With --streams N (the openai backend) N questions run
+at once, each at its own pace, so the server is kept full across questions. Writes one record per question, with the answer
 extracted from the final step both ways: `prediction`/`correct` (flexible) and `prediction_strict`/
 `correct_strict`. The benchmarks (--dataset) are defined in common/tasks/rationalyst.
 
@@ -34,6 +35,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -70,7 +72,13 @@ class InferenceConfig(StageConfig, LLMOptions, ScorerOptions):
         "few-shot items; -1: the task's (6.2: gsm8k 9, math 5, ecqa 8, arc 8, proofwriter 3, "
         "mmlu_pro 5 of the question's category, hellaswag 4)",
     )
-    batch_size: int = option(16, "questions advanced together")
+    batch_size: int = option(16, "questions per batch (the unit the journal commits)")
+    streams: int = option(
+        0,
+        "questions in flight at once, each at its own pace (openai backend: a question's next round is sent as "
+        "soon as its last returns; size with --concurrency, the requests in flight); 0: a batch's questions "
+        "advance round by round together, one batched call per model (the hf backend's batching)",
+    )
     seed: int = option(14, "seed (the reference's)")
 
 
@@ -182,21 +190,11 @@ def propose(cfg: InferenceConfig, heuristic: Heuristic, agent, trajs: list[Traje
     return completions
 
 
-def run_batch(
-    cfg: InferenceConfig,
-    task,
-    context_of: Callable[[dict], list[dict]],
-    agent,
-    scorer: StepScorer | None,
-    batch: list[dict],
-) -> list:
-    heuristic = lookup(HEURISTICS, cfg.heuristic, "heuristic")
-    lanes = cfg.k if heuristic.lanes else 1
-    trajs = [
-        Trajectory(q["id"], lane, StepContext(f"{q['id']}/{lane}", context_of(q)), [])
-        for q in batch
-        for lane in range(lanes)
-    ]
+def advance(
+    cfg: InferenceConfig, heuristic: Heuristic, task, agent, scorer: StepScorer | None, trajs: list[Trajectory]
+):
+    """Run the trajectories' rounds to the end: each round is one batched call per model over the ones
+    still going. A trajectory's round r is its own r-th step, so its seeds do not depend on what else runs."""
     for round_ in range(cfg.max_steps):
         active = [t for t in trajs if not t.finished]
         if not active:
@@ -213,13 +211,13 @@ def run_batch(
         scores: list[list[float] | None] = [None] * len(active)
         per_candidate: list[list[str] | None] = [None] * len(active)
         if scorer and ready:
-            batch_scores = scorer.score(
+            batch_scores, rationales = scorer.score_with_rationales(
                 [Candidates(active[i].context, candidates[i]) for i in ready], [prepared[i] for i in ready]
             )
             for k, (i, sc) in enumerate(zip(ready, batch_scores)):
                 scores[i] = sc
-                if scorer.candidate_rationales is not None:
-                    per_candidate[i] = scorer.candidate_rationales[k]
+                if rationales is not None:
+                    per_candidate[i] = rationales[k]
         for t, r, cands, sc, rats in zip(active, prepared, candidates, scores, per_candidate):
             if not any(cands):
                 t.finished, t.stopped = True, "no_candidate"
@@ -234,38 +232,62 @@ def run_batch(
                 t.finished, t.stopped = True, "answer"
             elif heuristic.whole:  # the one full solution, whatever its last words
                 t.finished, t.stopped = True, "solution"
-    results = []
-    for q in batch:
-        mine = [t for t in trajs if t.qid == q["id"]]
-        finals = [
-            t.steps[-1]["candidates"][t.steps[-1]["chosen"]]
-            if t.steps and t.stopped in ("answer", "solution")
-            else None
-            for t in mine
+
+
+def run_batch(
+    cfg: InferenceConfig,
+    task,
+    context_of: Callable[[dict], list[dict]],
+    agent,
+    scorer: StepScorer | None,
+    batch: list[dict],
+) -> list:
+    """With `streams` 0, the batch's questions advance round by round together (one batched call per model
+    and round: the hf backend's batching). With `streams` N, N questions run at once, each on its own
+    thread and at its own pace: a question's next round is sent as soon as its last returns, so a server
+    is never left waiting on the slowest generation of a round (the openai backend)."""
+    heuristic = lookup(HEURISTICS, cfg.heuristic, "heuristic")
+    lanes = cfg.k if heuristic.lanes else 1
+    groups = [
+        [Trajectory(q["id"], lane, StepContext(f"{q['id']}/{lane}", context_of(q)), []) for lane in range(lanes)]
+        for q in batch
+    ]
+    if cfg.streams > 0:
+        with ThreadPoolExecutor(max_workers=min(cfg.streams, len(groups)), thread_name_prefix="question") as pool:
+            for _ in pool.map(lambda group: advance(cfg, heuristic, task, agent, scorer, group), groups):
+                pass
+    else:
+        advance(cfg, heuristic, task, agent, scorer, [t for group in groups for t in group])
+    return [[question_record(cfg, task, q, mine, lanes)] for q, mine in zip(batch, groups)]
+
+
+def question_record(cfg: InferenceConfig, task, q: dict, mine: list[Trajectory], lanes: int) -> dict:
+    finals = [
+        t.steps[-1]["candidates"][t.steps[-1]["chosen"]] if t.steps and t.stopped in ("answer", "solution") else None
+        for t in mine
+    ]
+    answers = [task.predict(f, q, "flexible") if f is not None else None for f in finals]
+    strict = majority([task.predict(f, q, "strict") if f is not None else None for f in finals])
+    prediction = majority(answers)
+    record = {
+        "id": q["id"],
+        "question": q["question"],
+        "gold": q["answer"],
+        "prediction": prediction,
+        "correct": task.is_correct(prediction, q["answer"]),
+        "prediction_strict": strict,
+        "correct_strict": task.is_correct(strict, q["answer"]),
+        "heuristic": cfg.heuristic,
+        "trajectory": mine[0].context.text,
+        "steps": mine[0].steps,
+        "n_steps": len(mine[0].steps),
+        "stopped": mine[0].stopped,
+    }
+    if lanes > 1:
+        record["lanes"] = [
+            {"trajectory": t.context.text, "answer": a, "stopped": t.stopped} for t, a in zip(mine, answers)
         ]
-        answers = [task.predict(f, q, "flexible") if f is not None else None for f in finals]
-        strict = majority([task.predict(f, q, "strict") if f is not None else None for f in finals])
-        prediction = majority(answers)
-        record = {
-            "id": q["id"],
-            "question": q["question"],
-            "gold": q["answer"],
-            "prediction": prediction,
-            "correct": task.is_correct(prediction, q["answer"]),
-            "prediction_strict": strict,
-            "correct_strict": task.is_correct(strict, q["answer"]),
-            "heuristic": cfg.heuristic,
-            "trajectory": mine[0].context.text,
-            "steps": mine[0].steps,
-            "n_steps": len(mine[0].steps),
-            "stopped": mine[0].stopped,
-        }
-        if lanes > 1:
-            record["lanes"] = [
-                {"trajectory": t.context.text, "answer": a, "stopped": t.stopped} for t, a in zip(mine, answers)
-            ]
-        results.append([record])
-    return results
+    return record
 
 
 def main(argv: list[str] | None = None) -> int:

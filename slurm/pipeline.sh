@@ -1,11 +1,14 @@
 #!/bin/bash
 # Submit a whole pipeline as a Slurm job chain, or run it here, one stage after another.
 #
-#   slurm/pipeline.sh rationalyst|refiner|refiner_supervised|all [--local]
+#   slurm/pipeline.sh rationalyst|refiner|refiner_supervised|sft|all [--local]
 #
 # refiner_supervised is REFINER's supervised baseline (refiner.md 8.2, "- critic in training" = UQA-base):
 # the generator fine-tuned on all of the training data (x -> z, no refinement records, no critic), predicted
 # alone (CRITICS=none), into runs/refiner-TASK-supervised.
+# sft is RATIONALYST's SFT baseline (rationalyst.md 9): the agent fine-tuned on question -> solution of
+# SFT_DATASET's training split (gsm8k), then answering zero-shot in one greedy solution (HEURISTICS=cot,
+# SHOTS=0), into RUN_DIR=runs/sft; compare with model_inference.evaluate --runs (docs/paper-tables.md).
 #
 # Submission: `sbatch --parsable`, each stage `--dependency=afterok:<previous>` and
 # `--kill-on-invalid-dep=yes` (a failed stage cancels its dependents instead of leaving them
@@ -29,6 +32,7 @@ for arg in "$@"; do
     *) echo "unknown option $arg" >&2; exit 2 ;;
   esac
 done
+if [[ "$pipeline" == sft ]]; then export RUN_DIR="${RUN_DIR:-runs/sft}" HEURISTICS="${HEURISTICS:-cot}"; fi
 export RUN_DIR="${RUN_DIR:-runs/rationalyst}" CONFIG_DIR="${CONFIG_DIR-configs/paper}" LOG_DIR="${LOG_DIR:-logs}"
 if [[ "$pipeline" == refiner_supervised ]]; then
   export REFINER_DIR="${REFINER_DIR:-runs/refiner-${TASK:-mwp}-supervised}" WARMSTART_FRACTION=1 CRITICS=none \
@@ -55,6 +59,11 @@ refiner_stages() {   # critic data and warm-start records, then the two seq2seq 
   printf '%s\n' slurm/110_refiner_examples.sbatch +slurm/120_critic_data.sbatch slurm/130_refiner_warmstart.sbatch \
       +slurm/140_refiner_critic.sbatch slurm/150_train_refiner.sbatch slurm/160_refiner_predict.sbatch
 }
+sft_stages() {   # the SFT model's records, its fine-tune, zero-shot chain of thought with it, the report
+  printf '%s\n' slurm/55_task_examples.sbatch \
+      "slurm/60_finetune.sbatch FINETUNE_INPUT=task_examples FINETUNE_OUTPUT=sft_model FINETUNE_RECIPE=finetune-sft" \
+      "slurm/70_inference.sbatch MODEL=$RUN_DIR/sft_model/final SHOTS=0" slurm/80_evaluate.sbatch
+}
 refiner_supervised_stages() {
   printf '%s\n' slurm/110_refiner_examples.sbatch slurm/130_refiner_warmstart.sbatch slurm/160_refiner_predict.sbatch
 }
@@ -63,8 +72,9 @@ case "$pipeline" in
   rationalyst) pipelines=(rationalyst) ;;
   refiner) pipelines=(refiner) ;;
   refiner_supervised) pipelines=(refiner_supervised) ;;
+  sft) pipelines=(sft) ;;
   all) pipelines=(rationalyst refiner) ;;
-  *) echo "usage: slurm/pipeline.sh rationalyst|refiner|refiner_supervised|all [--local]" >&2; exit 2 ;;
+  *) echo "usage: slurm/pipeline.sh rationalyst|refiner|refiner_supervised|sft|all [--local]" >&2; exit 2 ;;
 esac
 
 IFS=, read -r -a heuristics <<< "${HEURISTICS:-rationalyst,random}"
@@ -127,7 +137,7 @@ for p in "${pipelines[@]}"; do
 done
 outputs=""
 for p in "${pipelines[@]}"; do
-  if [[ $p == rationalyst ]]; then outputs+=" $RUN_DIR"; else outputs+=" $REFINER_DIR"; fi
+  if [[ $p == rationalyst || $p == sft ]]; then outputs+=" $RUN_DIR"; else outputs+=" $REFINER_DIR"; fi
 done
 if $local_run; then echo "done: outputs in$outputs"; exit 0; fi
 echo "outputs:$outputs   logs: $LOG_DIR/<stage>-<job>[_<task>].out   watch: squeue -j $(IFS=,; echo "${ids[*]}")"

@@ -223,3 +223,24 @@ def mixed_corpus(path: Path, n_prose: int = 30, n_reasoning: int = 15) -> dict[s
     fh.write(json.dumps({"text": "x" * 2100}) + "\n")  # over max_chars
     fh.close()
     return kinds
+
+
+def save_headless_llama(base, tokenizer_dir: str, folder: Path) -> Path:
+    """`base` saved as a bare LlamaModel (no lm_head) with one added pad token: the shape of RATIONALYST's
+    released model (a full fine-tune saved without its head, vocab 128,257)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaModel
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    tok.add_special_tokens({"pad_token": "<|finetune_pad|>"})
+    cfg = base.config.to_dict()
+    cfg.update(vocab_size=len(tok), pad_token_id=tok.pad_token_id, architectures=["LlamaModel"])
+    body = LlamaModel(type(base.config)(**{k: v for k, v in cfg.items() if k != "model_type"}))
+    with torch.no_grad():
+        body.embed_tokens.weight[: base.config.vocab_size] = base.model.embed_tokens.weight
+        body.load_state_dict(
+            {k: v for k, v in base.model.state_dict().items() if k != "embed_tokens.weight"}, strict=False
+        )
+    body.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder

@@ -181,7 +181,8 @@ def test_table_commands_name_real_pipelines_knobs_and_recipes(page):
     """The commands that produce the papers' tables: a pipeline that exists, variables the Slurm files read,
     recipe files that exist."""
     slurm_text = "\n".join(p.read_text() for p in (REPO / "slurm").rglob("*") if p.is_file())
-    pipelines = {"rationalyst", "refiner", "refiner_supervised", "all"}
+    pipelines = set(re.findall(r"^  (\w+)\) pipelines=", (REPO / "slurm" / "pipeline.sh").read_text(), re.M))
+    assert {"rationalyst", "refiner", "refiner_supervised", "sft", "all"} <= pipelines
     commands = pipeline_commands((REPO / page).read_text())
     assert commands, page
     for command in commands:

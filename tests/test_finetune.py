@@ -75,6 +75,20 @@ def test_tiny_model_lowers_its_dev_loss(tiny_llama_dir, tmp_path):
     assert (tmp_path / "out" / "final" / "model.safetensors").exists()
 
 
+def test_an_empty_dev_set_trains_without_evaluation(tiny_llama_dir, tmp_path, caplog):
+    """filter_rationales' 5% dev of 8 kept rationales is empty: the run trains on, with a warning, rather than
+    failing at the first evaluation for want of an eval_loss (seen in `make demo`)."""
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev" / "part-00000-of-00001.jsonl").write_text("")
+    args = ["--train", write(tmp_path / "train.jsonl", ROWS), "--dev", str(tmp_path / "dev")]
+    args += ["--output", str(tmp_path / "out"), "--model", tiny_llama_dir, "--epochs", "1", "--batch-size", "3"]
+    assert finetune.main(args + ["--grad-accum", "1"]) == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["dev_examples"] == 0 and metrics["dev_loss"] == [] and metrics["steps"] == 2
+    assert (tmp_path / "out" / "final" / "model.safetensors").exists()
+    assert "holds no dev records" in caplog.text
+
+
 def test_resume_from_a_checkpoint_continues_the_same_run(tiny_llama_dir, tmp_path, monkeypatch):
     from transformers import AutoModelForCausalLM, Trainer
 

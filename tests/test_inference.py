@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -479,9 +480,8 @@ class Rationales(StepScorer):
     def __init__(self, scores):
         self.scores = scores
 
-    def score(self, batch, prepared):
-        self.candidate_rationales = [[f"why {s}" for s in c.steps] for c in batch]
-        return [list(self.scores) for _ in batch]
+    def score_with_rationales(self, batch, prepared):
+        return [list(self.scores) for _ in batch], [[f"why {s}" for s in c.steps] for c in batch]
 
 
 def test_explicit_variant_shows_the_chosen_rationale_next_round(tmp_path):
@@ -550,3 +550,53 @@ def test_self_consistency_votes_over_lanes_that_answer(tmp_path):
     [[rec]] = inference.run_batch(cfg, task, context_of, PerLane(), None, questions)
     assert [lane["answer"] for lane in rec["lanes"]] == ["5", "4", "5"]
     assert rec["prediction"] == "5" and rec["correct"] is True
+
+
+@pytest.mark.parametrize("heuristic", ["rationalyst", "self_consistency"])
+def test_streams_choose_what_round_by_round_batches_choose(tiny_llama_dir, tmp_path, heuristic):
+    """Questions on their own threads (--streams) write the records that one batched call per round writes:
+    a trajectory's seeds are its own, whichever questions share a call."""
+    together = run(tiny_llama_dir, tmp_path / "together", heuristic, max_steps=3, step_max_tokens=5)
+    streamed = run(tiny_llama_dir, tmp_path / "streamed", heuristic, max_steps=3, step_max_tokens=5, streams=2)
+    same_records(together, streamed)
+
+
+class Paced:
+    """A stand-in agent whose answers take a question-dependent time; it logs when each call starts and ends."""
+
+    def __init__(self, seconds_for):
+        self.seconds_for, self.calls, self.clock = seconds_for, [], __import__("threading").Lock()
+
+    def generate(self, prompts, n=1, **kw):
+        import time
+
+        questions = [next(m["content"] for m in reversed(p) if m["role"] == "user") for p in prompts]
+        started = time.monotonic()
+        time.sleep(max(self.seconds_for(p) for p in prompts))
+        with self.clock:
+            self.calls.append((sorted({q.split("\n")[0] for q in questions}), started, time.monotonic()))
+        return [Completion(texts=["Let me think."] * n) for _ in prompts]
+
+
+def test_a_streamed_question_sends_its_next_round_without_waiting_for_the_others(tmp_path):
+    """With --streams, a fast question's rounds go out while a slow question's first round is still out; round
+    by round, both ride in one call per round and the fast one waits for the slow one."""
+    f = tmp_path / "gsm.jsonl"
+    f.write_text("".join(json.dumps({"question": q, "answer": "#### 1"}) + "\n" for q in ("Slow?", "Fast?")))
+
+    def seconds_for(prompt):
+        return 0.6 if "Slow?" in json.dumps(prompt) else 0.02
+
+    cfg = cfg_for(f"gsm8k={f}", heuristic="greedy", shots=0, max_steps=3, streams=2)
+    task, questions, context_of = inference.load_questions(cfg)
+    assert len(questions) == 2
+    agent = Paced(seconds_for)
+    inference.run_batch(cfg, task, context_of, agent, None, questions)
+    slow = [c for c in agent.calls if "Slow" in c[0][0]]
+    fast = [c for c in agent.calls if "Fast" in c[0][0]]
+    assert len(slow) == len(fast) == 3 and all(len(c[0]) == 1 for c in agent.calls)
+    assert fast[-1][2] < slow[0][2]  # all three of the fast question's rounds ended inside the slow one's first
+
+    agent = Paced(seconds_for)
+    inference.run_batch(replace(cfg, streams=0), task, context_of, agent, None, questions)
+    assert len(agent.calls) == 3 and all(len(c[0]) == 2 for c in agent.calls)  # one call per round, both in it

@@ -108,6 +108,40 @@ def test_branches_and_chat_rendering_agree_with_hf(vllm_url, smollm2):
 
 @pytest.mark.vllm
 @pytest.mark.slow
+def test_threads_share_one_backend_and_inference_streams_write_the_same_records(vllm_url, tmp_path):
+    """Eight threads calling one backend at once each get their own answer (one event loop, one pool); and
+    inference with every question on its own thread (--streams) writes the records that round-by-round
+    batches write, through the rationalyst heuristic (rationale, k candidates, scoring) on the real server."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from model_inference import inference
+
+    llm = client(vllm_url, concurrency=4)
+    prompts = [[{"role": "user", "content": f"What is {i} + {i}? Answer briefly."}] for i in range(8)]
+    alone = [llm.generate([p], max_tokens=12)[0].texts for p in prompts]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda p: llm.generate([p], max_tokens=12)[0].texts, prompts))
+    assert together == alone and len({t[0] for t in alone}) > 1
+
+    def go(out, streams):
+        args = ["--dataset", "gsm_symbolic", "--limit", "3", "--heuristic", "rationalyst", "--output", str(out)]
+        args += ["--backend", "openai", "--base-url", vllm_url, "--model", SERVED, "--rationale-model", SERVED]
+        args += ["--tokenizer", "smollm2-135m-instruct", "--shots", "1", "--max-steps", "2", "--temperature", "0"]
+        args += ["--step-max-tokens", "16", "--rationale-max-tokens", "8", "--streams", str(streams)]
+        assert inference.main(args) == 0
+        return [json.loads(line) for line in (out / "part-00000-of-00001.jsonl").read_text().splitlines()]
+
+    together, streamed = go(tmp_path / "together", 0), go(tmp_path / "streamed", 3)
+    assert [r["id"] for r in streamed] == [r["id"] for r in together]
+    for a, b in zip(together, streamed):
+        assert a["trajectory"] == b["trajectory"]
+        for s, t in zip(a["steps"], b["steps"], strict=True):
+            assert (s["candidates"], s["chosen"], s["rationale"]) == (t["candidates"], t["chosen"], t["rationale"])
+            assert s["scores"] == pytest.approx(t["scores"], abs=1e-3)
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
 def test_500_then_200_is_retried(vllm_url):
     with FaultyProxy(vllm_url, ["500", "503"]) as proxy:
         [c] = client(proxy.url).generate(["Hello"], max_tokens=4)

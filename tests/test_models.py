@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from common import models
+from tests.conftest import save_headless_llama
 
 
 def test_other_names_pass_through():
@@ -102,25 +103,13 @@ def test_a_checkpoint_without_its_head_is_refused_or_takes_the_base_head(tiny_ll
     released model): refused by default, naming the head; with base:<model>, the base's head, and the added
     token breaks neither the chat template nor scoring."""
     import torch
-    from transformers import AutoTokenizer, LlamaModel
+    from transformers import AutoTokenizer
 
     from common.llm.base import Branches
     from common.llm.hf import HFBackend
 
     base, _ = tiny_llama
-    tok = AutoTokenizer.from_pretrained(tiny_llama_dir)
-    tok.add_special_tokens({"pad_token": "<|finetune_pad|>"})
-    cfg = base.config.to_dict()
-    cfg.update(vocab_size=len(tok), pad_token_id=tok.pad_token_id, architectures=["LlamaModel"])
-    body = LlamaModel(type(base.config)(**{k: v for k, v in cfg.items() if k != "model_type"}))
-    with torch.no_grad():
-        body.embed_tokens.weight[: base.config.vocab_size] = base.model.embed_tokens.weight
-        body.load_state_dict(
-            {k: v for k, v in base.model.state_dict().items() if k != "embed_tokens.weight"}, strict=False
-        )
-    folder = tmp_path / "headless"
-    body.save_pretrained(folder)
-    tok.save_pretrained(folder)
+    folder = save_headless_llama(base, tiny_llama_dir, tmp_path / "headless")
     with pytest.raises(models.ModelNotFound, match=r"no output head \(lm_head.weight missing; saved as LlamaModel\)"):
         models.load_causal_lm(str(folder), "cpu")
     model, tok2 = models.load_causal_lm(str(folder), "cpu", missing_head=f"base:{tiny_llama_dir}")

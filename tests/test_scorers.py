@@ -171,8 +171,9 @@ def test_confidence_scores_each_candidates_rationale(tiny):
 
     scorer = ConfidenceScorer(tiny, max_tokens=6, seed=0)
     ctx = StepContext("q", QUESTION, STEPS[:1])
-    [scores] = scorer.score([Candidates(ctx, [STEPS[1], "No."])], [None])
+    [scores], [rationales] = scorer.score_with_rationales([Candidates(ctx, [STEPS[1], "No."])], [None])
+    assert scorer.score([Candidates(ctx, [STEPS[1], "No."])], [None]) == [scores]
     prompts = [[{"role": "user", "content": f"{ctx.text} {s}"}] for s in (STEPS[1], "No.")]
     want = tiny.generate(prompts, max_tokens=6, seed=0, logprobs=True)
     assert scores == pytest.approx([sum(w.token_logprobs[0][:-1]) / (len(w.token_logprobs[0]) - 1) for w in want])
-    assert scorer.candidate_rationales == [[" ".join(w.texts[0].split()) for w in want]]
+    assert rationales == [" ".join(w.texts[0].split()) for w in want]

@@ -67,10 +67,41 @@ def test_rationalyst_chain_with_pipeline_local(tiny_llama_dir, tmp_path):
     assert rerun.returncode == 0 and "rationalyst_model/metrics.json exists: finished; skipping" in rerun.stdout
 
 
+@pytest.mark.slow
+def test_sft_baseline_with_pipeline_local(tiny_llama_dir, tmp_path):
+    """rationalyst.md 9's SFT baseline as one pipeline: question -> solution records, the agent fine-tuned on
+    them, zero-shot chain of thought with the fine-tuned model, the report."""
+    run_dir = tmp_path / "sft"
+    env = dict(tiny_chain_env(tmp_path, tiny_llama_dir, run_dir), SFT_DATASET="gsm_symbolic")
+    env["TASK_EXAMPLES_ARGS"] = "--limit 8 --dev-fraction 0.25"
+    env["INFERENCE_ARGS"] = env["INFERENCE_ARGS"].replace("--shots 1 ", "")  # the pipeline's SHOTS=0 stands
+    result = pipeline(env, "sft", "--local")
+    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert [line for line in result.stdout.splitlines() if line.startswith("== ")] == [
+        "== slurm/55_task_examples.sbatch",
+        "== slurm/60_finetune.sbatch FINETUNE_INPUT=task_examples FINETUNE_OUTPUT=sft_model FINETUNE_RECIPE=finetune-sft",
+        f"== slurm/70_inference.sbatch MODEL={run_dir}/sft_model/final SHOTS=0",
+        "== slurm/80_evaluate.sbatch",
+    ]
+    assert json.loads((run_dir / "task_examples" / "manifest.json").read_text())["counts"] == {
+        "examples": 8,
+        "train": 6,
+        "dev": 2,
+    }
+    tuned = json.loads((run_dir / "sft_model" / "metrics.json").read_text())
+    assert tuned["config"]["prompt_field"] == "prompt" and tuned["config"]["train"] == str(
+        run_dir / "task_examples/train"
+    )
+    inference = json.loads((run_dir / "inference" / "gsm_symbolic-cot" / "manifest.json").read_text())
+    assert inference["config"]["model"] == str(run_dir / "sft_model" / "final") and inference["config"]["shots"] == 0
+    assert inference["counts"]["out"] == 4 and not (run_dir / "rationalyst_model").exists()
+    assert "| gsm_symbolic | cot | 4 |" in (run_dir / "report" / "report.md").read_text()
+
+
 def test_pipeline_usage(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "RUN_DIR": str(tmp_path / "run"), "LOG_DIR": str(tmp_path / "logs")}
     for args, message in (
-        (["nonsense"], "usage: slurm/pipeline.sh rationalyst|refiner|refiner_supervised|all"),
+        (["nonsense"], "usage: slurm/pipeline.sh rationalyst|refiner|refiner_supervised|sft|all"),
         (["rationalyst", "--locl"], "unknown option --locl"),
     ):
         bad = subprocess.run(["bash", "slurm/pipeline.sh", *args], cwd=REPO, env=env, capture_output=True, text=True)

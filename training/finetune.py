@@ -235,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     train = load_examples(cfg.train, cfg, tok, counts, cfg.max_train)
     train += load_examples(cfg.noisy, cfg, tok, counts) if cfg.noisy else []
     dev = load_examples(cfg.dev, cfg, tok, counts) if cfg.dev else None
+    if dev is not None and not dev:  # e.g. filter_rationales' 5% of a few kept rationales rounds to none
+        log.warning("finetune: %s holds no dev records: training without evaluation; final/ is the last step", cfg.dev)
+        dev = None
     if dev is None:
         args.eval_strategy, args.load_best_model_at_end = "no", False
     callbacks = [EarlyStoppingCallback(cfg.patience)] if dev and cfg.patience else []

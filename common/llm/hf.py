@@ -10,6 +10,8 @@ continuation token is predicted, so a long prefix costs no vocabulary projection
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -38,6 +40,18 @@ class _RowSampler:
         picks = torch.stack([torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(self.generators)])
         out = torch.full_like(scores, float("-inf"))
         return out.scatter(-1, picks, 0.0)
+
+
+def _one_call_at_a_time(method):
+    """Calls from several threads (inference with `streams`) run one after another: the model batches
+    within a call, and the KV store is not shared state that two calls may change at once."""
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
 
 
 class HFBackend:
@@ -73,6 +87,7 @@ class HFBackend:
         self.max_batch_tokens, self.max_batch_size = max_batch_tokens, max_batch_size
         self.prefix_reuse = prefix_reuse
         self.kv_store = KVStore(kv_cache_tokens)
+        self._lock = threading.RLock()
         self.bos_id = auto_bos_id(self.tok)
         eos = self.model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos]
@@ -108,6 +123,7 @@ class HFBackend:
             yield batch
 
     # ------------------------------------------------------------------ generation
+    @_one_call_at_a_time
     @torch.inference_mode()
     def generate(
         self,
@@ -207,6 +223,7 @@ class HFBackend:
     def score(self, pairs: Sequence[tuple[Prompt, str]]) -> list[TokenScores]:
         return self.score_branches([Branches(p, [("", c)]) for p, c in pairs])
 
+    @_one_call_at_a_time
     @torch.inference_mode()
     def score_branches(self, requests: Sequence[Branches]) -> list[TokenScores]:
         """Scores of every (middle, continuation) branch, flattened in request order."""

@@ -5,7 +5,8 @@
             server's own /tokenize) to /v1/completions with `echo` and `logprobs`
             (or `prompt_logprobs`), and the continuation's window is read back. Sending ids
             keeps one BOS and the exact window of the `hf` backend.
-* Async with bounded concurrency; retries with exponential backoff and jitter on refused
+* Async with bounded concurrency (one event loop and one connection pool per backend, shared by every
+  thread that calls it); retries with exponential backoff and jitter on refused
   connections, timeouts, 408/429/5xx; several base URLs in rotation. A request that still
   fails comes back with `error` set (the stage writes it to failures.jsonl).
 * A dead server is not retried into the job's time limit: when every connection has been refused
@@ -23,6 +24,7 @@ import itertools
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Awaitable, Sequence
 from typing import Any
@@ -88,18 +90,37 @@ class OpenAIBackend:
         self.unreachable_after = unreachable_after
         self._refused_since: float | None = None  # first refused connection since the last answer
         self._refused = 0
+        self._start = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: httpx.AsyncClient | None = None
 
     # ------------------------------------------------------------------ transport
     def _run(self, make: callable[[httpx.AsyncClient], Awaitable]):
-        async def main():
-            limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-            async with httpx.AsyncClient(timeout=self.timeout, limits=limits) as client:
-                self._sem = asyncio.Semaphore(self.concurrency)
-                if self.name is None:
-                    self.name = await self._model_name(client)
-                return await make(client)
+        """Run one call's coroutine on the backend's own event loop (one thread, started on first use), with
+        one client and one semaphore for every call: threads that call at once (inference with `streams`)
+        share `concurrency` requests in flight and keep their connections alive between calls."""
+        with self._start:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(target=self._loop.run_forever, name="openai-backend", daemon=True).start()
+        return asyncio.run_coroutine_threadsafe(self._call(make), self._loop).result()
 
-        return asyncio.run(main())
+    async def _call(self, make):
+        if self._client is None:
+            limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+            self._client = httpx.AsyncClient(timeout=self.timeout, limits=limits)
+            self._sem = asyncio.Semaphore(self.concurrency)
+        if self.name is None:
+            self.name = await self._model_name(self._client)
+        return await make(self._client)
+
+    def close(self) -> None:
+        """Close the client and stop the loop thread (also done at exit, since the thread is a daemon)."""
+        if self._loop is not None:
+            if self._client is not None:
+                asyncio.run_coroutine_threadsafe(self._client.aclose(), self._loop).result()
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop = self._client = None
 
     async def _model_name(self, client) -> str:
         models = await self._request(client, "GET", "/v1/models")
