@@ -254,8 +254,7 @@ def run_batch(
     ]
     if cfg.streams > 0:
         with ThreadPoolExecutor(max_workers=min(cfg.streams, len(groups)), thread_name_prefix="question") as pool:
-            for _ in pool.map(lambda group: advance(cfg, heuristic, task, agent, scorer, group), groups):
-                pass
+            list(pool.map(lambda group: advance(cfg, heuristic, task, agent, scorer, group), groups))
     else:
         advance(cfg, heuristic, task, agent, scorer, [t for group in groups for t in group])
     return [[question_record(cfg, task, q, mine, lanes)] for q, mine in zip(batch, groups)]

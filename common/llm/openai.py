@@ -96,7 +96,7 @@ class OpenAIBackend:
 
     # ------------------------------------------------------------------ transport
     def _run(self, make: callable[[httpx.AsyncClient], Awaitable]):
-        """Run one call's coroutine on the backend's own event loop (one thread, started on first use), with
+        """Run one call's coroutine on the backend's own event loop (a daemon thread, started on first use), with
         one client and one semaphore for every call: threads that call at once (inference with `streams`)
         share `concurrency` requests in flight and keep their connections alive between calls."""
         with self._start:
@@ -113,14 +113,6 @@ class OpenAIBackend:
         if self.name is None:
             self.name = await self._model_name(self._client)
         return await make(self._client)
-
-    def close(self) -> None:
-        """Close the client and stop the loop thread (also done at exit, since the thread is a daemon)."""
-        if self._loop is not None:
-            if self._client is not None:
-                asyncio.run_coroutine_threadsafe(self._client.aclose(), self._loop).result()
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._loop = self._client = None
 
     async def _model_name(self, client) -> str:
         models = await self._request(client, "GET", "/v1/models")
