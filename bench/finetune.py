@@ -1,5 +1,5 @@
-"""Fine-tuning tokens per second, padded batches against padding-free ones (common.training.packed_collator),
-on the same rows of realistic, varied lengths (RATIONALYST's released rationale rows when ../shared/data is
+"""Fine-tuning tokens per second, padded batches against padding-free ones (common.training.packed_collator,
+with the attention finetune uses for them: common.training.use_packed_attention), on the same rows of realistic, varied lengths (RATIONALYST's released rationale rows when ../shared/data is
 there, else GSM8K-style problems), one run. The bound is the padding fraction: the tokens a padded batch
 computes over the real tokens.
 
@@ -14,7 +14,7 @@ import json
 from benchlib import REPO, time_interleaved
 
 from common.models import load_causal_lm
-from common.training import causal_example, collate, packed_collator
+from common.training import causal_example, collate, packed_collator, use_packed_attention
 
 RELEASE = REPO.parent / "shared" / "data" / "rationalyst_release" / "llm_training_data_eval_first60.jsonl"
 
@@ -44,16 +44,21 @@ def main() -> None:
     real = sum(len(e["input_ids"]) for e in examples)
     computed = sum(int(b["input_ids"].numel()) for b in padded)
 
-    def step(batch_list) -> None:
+    packed_attention = use_packed_attention(model)
+
+    def step(batch_list, attention: str) -> None:
+        model.set_attn_implementation(attention)
         for batch in batch_list:
             model.zero_grad()
             model(**batch, use_cache=False).loss.backward()
 
-    t = time_interleaved({"packed": lambda: step(packed), "padded": lambda: step(padded)}, args.repeats)
+    t = time_interleaved(
+        {"packed": lambda: step(packed, packed_attention), "padded": lambda: step(padded, "sdpa")}, args.repeats
+    )
     lengths = sorted(len(e["input_ids"]) for e in examples)
     print(
         f"{len(examples)} rows of {lengths[0]}-{lengths[-1]} tokens (median {lengths[len(lengths) // 2]}), "
-        f"batches of {args.batch_size}, forward + backward, {args.model} on CPU"
+        f"batches of {args.batch_size}, forward + backward, {args.model} on CPU, {packed_attention} attention packed"
     )
     print(f"padding-free: {real / t['packed']:8.1f} training tokens/s ({t['packed']:.1f} s)")
     print(f"padded      : {real / t['padded']:8.1f} training tokens/s ({t['padded']:.1f} s)")

@@ -242,6 +242,57 @@ def load_tokenizer(name: str, **kw):
     return tok
 
 
+PACKED_ATTENTION = "sdpa_varlen"
+
+
+def varlen_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, position_ids=None, **kwargs):
+    """Attention over packed rows (several sequences in one batch row, position ids restarting at 0 for each)
+    as one causal SDPA call per sequence: the sequences run every linear layer together with no pad, and
+    attention costs the sum of their squared lengths. transformers' sdpa path masks a packed row
+    block-diagonally instead, which computes attention over the whole row and keeps SDPA off its causal
+    kernels (on a CPU that made packed fine-tuning slower than padded: docs/results.md). Everything else
+    (padded batches, a cache, one sequence) goes to the plain sdpa attention with its mask."""
+    import torch
+    import torch.nn.functional as F
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    length = query.shape[2]
+    starts = []
+    if position_ids is not None and query.shape[0] == 1 and key.shape[2] == length:
+        starts = torch.nonzero(position_ids[0, 1:] == 0).flatten().add(1).tolist()
+    if not starts:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout, scaling, **kwargs)
+    bounds = [0, *starts, length]
+    gqa = query.shape[1] != key.shape[1]
+    rows = [
+        F.scaled_dot_product_attention(
+            query[:, :, a:b],
+            key[:, :, a:b],
+            value[:, :, a:b],
+            dropout_p=dropout,
+            scale=scaling,
+            is_causal=True,
+            enable_gqa=gqa,
+        )
+        for a, b in zip(bounds, bounds[1:])
+    ]
+    return torch.cat(rows, 2).transpose(1, 2).contiguous(), None
+
+
+def use_varlen_sdpa(model) -> bool:
+    """Give a model on sdpa attention `varlen_sdpa` (registered with transformers as PACKED_ATTENTION), so that it
+    can run packed rows; a model on another attention (eager, flash) is left as it is. True when it packs."""
+    if model.config._attn_implementation not in ("sdpa", PACKED_ATTENTION):
+        return False
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+    AttentionInterface.register(PACKED_ATTENTION, varlen_sdpa)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(PACKED_ATTENTION, sdpa_mask)
+    model.set_attn_implementation(PACKED_ATTENTION)
+    return True
+
+
 def load_causal_lm(name: str, device: str = "auto", dtype: str = "auto", missing_head: str = ""):
     """(model, tokenizer), model in eval mode on the chosen device.
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from common.config import option
-from common.models import auto_bos_id, native_bf16, pick_device, with_single_bos
+from common.models import auto_bos_id, native_bf16, pick_device, use_varlen_sdpa, with_single_bos
 
 IGNORE = -100
 
@@ -89,6 +89,18 @@ def packed_collator():
     from transformers import DataCollatorWithFlattening
 
     return DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE)
+
+
+def use_packed_attention(model) -> str:
+    """Set the attention that padding-free batches need: flash-attn's varlen kernel where it is installed on a
+    GPU, else common.models.varlen_sdpa (one causal SDPA per packed row). Not saved with the model."""
+    import importlib.util
+
+    if torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None:
+        model.set_attn_implementation("flash_attention_2")
+        return "flash_attention_2"
+    use_varlen_sdpa(model)  # a model on eager attention keeps it: transformers masks its packed rows
+    return model.config._attn_implementation
 
 
 def trainable(model, cfg, seq2seq: bool):

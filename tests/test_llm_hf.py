@@ -121,6 +121,33 @@ def test_branches_match_full_forward_tiny(tiny):
     check_branches_against_full_forward(tiny)
 
 
+def test_scoring_packs_each_batch_into_one_row_and_matches_padded_batches(tiny_llama):
+    """Full forwards run packed (one row per batch, position ids restarting per sequence, no pad), with the
+    scores of padded batches; a model left on padded batches (packs False) runs several rows."""
+    model, tok = tiny_llama
+    packed = HFBackend(model_obj=model, tokenizer=tok, prefix_reuse=False)
+    assert packed.packs and model.config._attn_implementation == "sdpa_varlen"
+    shapes, real = [], model.forward
+
+    def forward(*args, **kw):
+        shapes.append(tuple(kw["input_ids"].shape))
+        return real(*args, **kw)
+
+    model.forward = forward
+    try:
+        got = packed.score(PAIRS)
+        packed_shapes, shapes[:] = list(shapes), []
+        packed.packs = False
+        want = packed.score(PAIRS)
+    finally:
+        del model.forward
+    lengths = [len(packed.encode_prompt(p)) + len(packed.encode_text(c)) for p, c in PAIRS]
+    assert packed_shapes == [(1, sum(lengths))]
+    assert shapes and all(rows > 1 for rows, _ in shapes) and sum(r * w for r, w in shapes) > sum(lengths)
+    for g, w in zip(got, want):
+        assert g.token_ids == w.token_ids and max(abs(a - b) for a, b in zip(g.logprobs, w.logprobs)) < 1e-5
+
+
 def test_exactly_one_bos(tiny):
     bos = tiny.tok.bos_token_id
     chat = tiny.encode_prompt([{"role": "user", "content": "hi"}])  # the template writes BOS itself

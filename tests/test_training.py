@@ -4,7 +4,7 @@ each other."""
 import pytest
 import torch
 
-from common import training
+from common import models, training
 from common.training import causal_example, collate, packed_collator
 
 PAIRS = [
@@ -39,6 +39,36 @@ def test_padding_free_loss_and_gradients_equal_the_padded_ones(tiny_llama):
     logits = model(input_ids=after["input_ids"], position_ids=after["position_ids"], use_cache=False).logits
     ref = model(input_ids=torch.tensor([examples[1]["input_ids"]]), use_cache=False).logits
     assert torch.allclose(logits[0, n0:], ref[0], atol=1e-5) and alone > 0
+
+
+def test_varlen_attention_gives_the_padded_loss_and_gradients_and_keeps_rows_apart(tiny_llama):
+    """The attention finetune sets for padding-free batches (one causal SDPA per packed row) against padded
+    batches under plain sdpa: same loss and gradients; a row's logits do not depend on the rows before it."""
+    model = type(tiny_llama[0])(tiny_llama[0].config)
+    model.load_state_dict(tiny_llama[0].state_dict())
+    tok = tiny_llama[1]
+    examples = [causal_example(tok, p, t, "", 512) for p, t in PAIRS]
+    padded, packed = collate(tok.pad_token_id)(examples), packed_collator()(examples)
+    model.set_attn_implementation("sdpa")
+    model.zero_grad()
+    reference = model(**padded, use_cache=False).loss
+    reference.backward()
+    reference_grads = torch.cat([p.grad.flatten() for p in model.parameters()])
+    assert training.use_packed_attention(model) == models.PACKED_ATTENTION
+    assert model.config._attn_implementation == models.PACKED_ATTENTION
+    model.zero_grad()
+    loss = model(**packed, use_cache=False).loss
+    loss.backward()
+    grads = torch.cat([p.grad.flatten() for p in model.parameters()])
+    assert abs(loss.item() - reference.item()) < 1e-5 and torch.allclose(grads, reference_grads, atol=1e-5)
+    after = packed_collator()(examples[:2])
+    n0 = len(examples[0]["input_ids"])
+    logits = model(input_ids=after["input_ids"], position_ids=after["position_ids"], use_cache=False).logits
+    ref = model(input_ids=torch.tensor([examples[1]["input_ids"]]), use_cache=False).logits
+    assert torch.allclose(logits[0, n0:], ref[0], atol=1e-5)
+    # a padded batch (not packed) under the same attention still reads its padding mask
+    model.zero_grad()
+    assert abs(model(**padded, use_cache=False).loss.item() - reference.item()) < 1e-5
 
 
 def test_accumulation_keeps_the_effective_batch_on_any_gpu_count():

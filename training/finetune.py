@@ -44,6 +44,7 @@ from common.training import (
     seq2seq_example,
     trainable,
     use_bf16,
+    use_packed_attention,
 )
 
 
@@ -92,8 +93,8 @@ class FinetuneConfig(LoraOptions):
     )
     padding_free: bool = option(
         True,
-        "causal: pack each batch's rows into one sequence, position ids reset per row "
-        "(no pads computed; the loss equals the padded one; slower on a CPU: docs/results.md)",
+        "causal: pack each batch's rows into one sequence, position ids reset per row, attention per row "
+        "(flash-attn's varlen kernel, else one causal SDPA per row): no pads computed, the loss equals the padded one",
     )
 
 
@@ -138,6 +139,7 @@ def load_model(cfg: FinetuneConfig, fsdp: FsdpLaunch | None = None):
         model.gradient_checkpointing_enable()
     if cfg.padding_free and cfg.mode == "causal":
         model.config.use_cache = False  # with a cache the packed rows would see each other (masking_utils)
+        log.info("finetune: padding-free batches with %s attention", use_packed_attention(model))
     return trainable(model, cfg, seq2seq=cfg.mode == "seq2seq"), tok
 
 

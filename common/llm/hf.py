@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from common.llm.base import Branches, Completion, Prompt, TokenScores, cut_at_stop, is_chat, request_seed
-from common.models import auto_bos_id, with_single_bos
+from common.models import auto_bos_id, use_varlen_sdpa, with_single_bos
 
 
 class _RowSampler:
@@ -85,6 +85,7 @@ class HFBackend:
                 torch.cuda.get_device_properties(self.device).total_memory if cuda else None
             )
         self.max_batch_tokens, self.max_batch_size = max_batch_tokens, max_batch_size
+        self.packs = use_varlen_sdpa(self.model)  # scoring forwards run packed rows, no pads (_score_packed)
         self.prefix_reuse = prefix_reuse
         self.kv_store = KVStore(kv_cache_tokens)
         self._lock = threading.RLock()
@@ -262,6 +263,8 @@ class HFBackend:
     def _score_sequences(self, sequences: list[tuple[list[int], list[tuple[int, int]]]], items, results) -> None:
         """Plain forwards, length-sorted and batched by the token budget: each sequence scores the branches
         whose continuations lie on it, (item, position of its first continuation token)."""
+        if self.packs:
+            return self._score_packed(sequences, items, results)
         lengths = [len(seq) for seq, _ in sequences]
         order = sorted(range(len(sequences)), key=lambda k: lengths[k])
         pad = self.tok.pad_token_id
@@ -281,6 +284,41 @@ class HFBackend:
                 for i, start in sequences[k][1]:
                     a = start - 1 - first
                     results[i] = self._gather(logits[r, a : a + len(items[i][2])], items[i][2])
+
+    def _score_packed(self, sequences: list[tuple[list[int], list[tuple[int, int]]]], items, results) -> None:
+        """The same as padded batches, with each batch's sequences packed into one row (position ids restarting
+        per sequence: common.models.varlen_sdpa), so no pad is computed, and only the positions that predict a
+        continuation token are projected onto the vocabulary."""
+        lengths = [len(seq) for seq, _ in sequences]
+        order = sorted(range(len(sequences)), key=lambda k: lengths[k])
+        batch: list[int] = []
+        for n, k in enumerate(order):
+            batch.append(k)
+            last = n + 1 == len(order)
+            if last or sum(lengths[j] for j in batch) + lengths[order[n + 1]] > self.max_batch_tokens:
+                self._score_pack(batch, sequences, items, results)
+                batch = []
+
+    def _score_pack(self, batch: list[int], sequences, items, results) -> None:
+        ids: list[int] = []
+        positions: list[int] = []
+        keep: list[int] = []
+        windows: list[tuple[int, int]] = []  # (item, its first row in the kept logits)
+        for k in batch:
+            seq, branches = sequences[k]
+            for i, start in branches:
+                windows.append((i, len(keep)))
+                keep.extend(range(len(ids) + start - 1, len(ids) + start - 1 + len(items[i][2])))
+            ids.extend(seq)
+            positions.extend(range(len(seq)))
+        logits = self.model(
+            input_ids=torch.tensor([ids], device=self.device),
+            position_ids=torch.tensor([positions], device=self.device),
+            use_cache=False,
+            logits_to_keep=torch.tensor(keep, device=self.device),
+        ).logits[0]
+        for i, first in windows:
+            results[i] = self._gather(logits[first : first + len(items[i][2])], items[i][2])
 
     def _score_tree(self, trunk: tuple[int, ...], idxs, items, results) -> None:
         """Items whose prefixes nest (all are prefixes of `trunk`), from one forward over a spine: the trunk
