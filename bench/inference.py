@@ -5,7 +5,10 @@ fresh forwards of every round (--prefix-reuse false), on the same questions in o
 k = 3 candidates, up to 4 rounds, SmolLM2 as agent, scorer and rationale model (or --rationale-model), the
 demo's few-shot layout (2 shots). Prints questions per minute both ways, the ratio and the token-count bound:
 the tokens the models ran (attention-mask tokens of every forward, decoding included) the fresh way, over
-those of the kept-cache way.
+those of the kept-cache way. Then where the time went, per path: prefill forwards (prompts, trajectories,
+scoring: what the shared prefill and the kept caches remove), with their own speed-up against their token
+bound, and decoding steps (one forward per generated token of a batch: the same work on both paths when they
+choose the same steps, and on a CPU bound by reading the weights, so a step costs about what 30 prefill tokens do).
 
     python bench/inference.py [--questions 6] [--rationale-model outputs/demo/rationalyst_model/final]
     python bench/inference.py --backend openai [--vllm-python .venv-vllm/bin/python]
@@ -33,14 +36,21 @@ from common.scorers import RationalystScorer
 from model_inference import inference
 
 
-def counted(backend: HFBackend) -> list[int]:
-    """Count the real (attention-mask) tokens of every forward of the backend's model."""
+def counted(backend: HFBackend, split: dict) -> list[int]:
+    """Count the real (attention-mask) tokens of every forward of the backend's model; `split` adds up, per
+    kind of forward, [forwards, tokens, seconds]: "decode" (one new token per row: a generation step) and
+    "prefill" (everything else: prompts, trajectories, scoring)."""
     tally, real = [0], backend.model.forward
 
     def forward(*args, **kw):
         mask, ids = kw.get("attention_mask"), kw.get("input_ids", args[0] if args else None)
-        tally[0] += int(mask[:, -ids.shape[1] :].sum()) if mask is not None else ids.numel()
-        return real(*args, **kw)
+        tokens = int(mask[:, -ids.shape[1] :].sum()) if mask is not None else ids.numel()
+        tally[0] += tokens
+        start = time.perf_counter()
+        out = real(*args, **kw)
+        entry = split.setdefault("decode" if ids.shape[1] == 1 else "prefill", [0, 0, 0.0])
+        entry[0], entry[1], entry[2] = entry[0] + 1, entry[1] + tokens, entry[2] + time.perf_counter() - start
+        return out
 
     backend.model.forward = forward
     return tally
@@ -133,18 +143,21 @@ def main() -> None:
         return
     agent = HFBackend(args.model, device="cpu")
     rationale = agent if not args.rationale_model else HFBackend(args.rationale_model, device="cpu")
-    tallies = {id(b): counted(b) for b in {id(agent): agent, id(rationale): rationale}.values()}
-    results = {}
+    split: dict = {}
+    tallies = {id(b): counted(b, split) for b in {id(agent): agent, id(rationale): rationale}.values()}
+    results, splits = {}, {}
     for name, reuse in (("kept caches", True), ("fresh", False)):
         for b in (agent, rationale):
             b.prefix_reuse = reuse
             b.kv_store.entries.clear()
+        split.clear()
         before = sum(t[0] for t in tallies.values())
         start = time.perf_counter()
         scorer = RationalystScorer(rationale, agent, cfg.rationale_max_tokens, cfg.seed)
         records = inference.run_batch(cfg, task, context_of, agent, scorer, questions)
         seconds = time.perf_counter() - start
         results[name] = (seconds, sum(t[0] for t in tallies.values()) - before, records)
+        splits[name] = {kind: list(v) for kind, v in split.items()}
     (fast, fast_tokens, a), (slow, slow_tokens, b) = results["kept caches"], results["fresh"]
     same = [[s["chosen"] for s in r[0]["steps"]] for r in a] == [[s["chosen"] for s in r[0]["steps"]] for r in b]
     ratio, bound = slow / fast, slow_tokens / fast_tokens
@@ -155,9 +168,23 @@ def main() -> None:
     print(f"speed ratio : {ratio:.2f}x")
     print(f"token bound : {bound:.2f}x")
     print(f"ratio/bound : {ratio / bound:.0%}")
+    print_split(splits["kept caches"], splits["fresh"])
     if args.backend == "openai":
         seconds, hit_rate, streamed = run_on_vllm(cfg, task, context_of, questions, args.vllm_python)
         print_vllm(len(questions), seconds, hit_rate, streamed, fast)
+
+
+def print_split(kept: dict, fresh: dict) -> None:
+    """Where the time went: the prefill (what the shared prefill and the kept caches remove) against its own
+    token bound, and the decoding steps (the same work on both paths when they choose the same steps)."""
+    for name, split in (("kept caches", kept), ("fresh", fresh)):
+        p, d = split.get("prefill", [0, 0, 0.0]), split.get("decode", [0, 0, 0.0])
+        print(
+            f"{name:12}: prefill {p[1]:6d} tokens in {p[2]:6.1f} s ({1000 * p[2] / max(p[1], 1):.1f} ms/token); "
+            f"decode {d[0]:4d} steps, {d[1]:5d} row tokens in {d[2]:6.1f} s ({1000 * d[2] / max(d[0], 1):.0f} ms/step)"
+        )
+    (kp, kt), (fp, ft) = (kept["prefill"][2], kept["prefill"][1]), (fresh["prefill"][2], fresh["prefill"][1])
+    print(f"prefill     : {fp / kp:.2f}x faster, token bound {ft / kt:.2f}x, ratio/bound {(fp / kp) / (ft / kt):.0%}")
 
 
 def print_vllm(n: int, seconds: float, hit_rate: float, streamed: float, hf_seconds: float | None) -> None:
