@@ -259,7 +259,8 @@ def varlen_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=
     length = query.shape[2]
     starts = []
     if position_ids is not None and query.shape[0] == 1 and key.shape[2] == length:
-        starts = torch.nonzero(position_ids[0, 1:] == 0).flatten().add(1).tolist()
+        # where the ids do not step by one, as transformers' own packing detection (masking_utils)
+        starts = torch.nonzero(position_ids[0].diff() != 1).flatten().add(1).tolist()
     if not starts:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout, scaling, **kwargs)
     bounds = [0, *starts, length]
@@ -279,18 +280,43 @@ def varlen_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=
     return torch.cat(rows, 2).transpose(1, 2).contiguous(), None
 
 
+def _varlen_mask(*, batch_size: int, q_length: int, kv_length: int, attention_mask=None, **kwargs):
+    """No mask for one row without padding or cache: varlen_sdpa attends each packed sequence causally (an
+    unpacked row falls back to sdpa's causal kernel), so the (length x length) block mask that transformers
+    builds for a packed row (1.7 GB at a GPU's 40k-token budget) is never made. Otherwise sdpa's mask."""
+    from transformers.masking_utils import sdpa_mask
+
+    if batch_size == 1 and attention_mask is None and q_length == kv_length and not kwargs.get("q_offset"):
+        return None
+    kwargs.update(batch_size=batch_size, q_length=q_length, kv_length=kv_length, attention_mask=attention_mask)
+    return sdpa_mask(**kwargs)
+
+
 def use_varlen_sdpa(model) -> bool:
     """Give a model on sdpa attention `varlen_sdpa` (registered with transformers as PACKED_ATTENTION), so that it
-    can run packed rows; a model on another attention (eager, flash) is left as it is. True when it packs."""
-    if model.config._attn_implementation not in ("sdpa", PACKED_ATTENTION):
+    can run packed rows. Left as it is: a model on another attention (eager, flash), and one whose attention is
+    not plain causal over every layer (sliding windows, logit soft-capping), which varlen_sdpa does not apply.
+    True when the model now packs."""
+    config = model.config
+    layer_types = set(getattr(config, "layer_types", None) or ["full_attention"])
+    plain = layer_types == {"full_attention"} and not getattr(config, "sliding_window", None)
+    if (
+        not plain
+        or getattr(config, "attn_logit_softcapping", None)
+        or config._attn_implementation
+        not in (
+            "sdpa",
+            PACKED_ATTENTION,
+        )
+    ):
         return False
     from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
 
     AttentionInterface.register(PACKED_ATTENTION, varlen_sdpa)
-    ALL_MASK_ATTENTION_FUNCTIONS.register(PACKED_ATTENTION, sdpa_mask)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(PACKED_ATTENTION, _varlen_mask)
     model.set_attn_implementation(PACKED_ATTENTION)
-    return True
+    return model.config._attn_implementation == PACKED_ATTENTION
 
 
 def load_causal_lm(name: str, device: str = "auto", dtype: str = "auto", missing_head: str = ""):

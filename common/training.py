@@ -91,12 +91,13 @@ def packed_collator():
     return DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE)
 
 
-def use_packed_attention(model) -> str:
-    """Set the attention that padding-free batches need: flash-attn's varlen kernel where it is installed on a
-    GPU, else common.models.varlen_sdpa (one causal SDPA per packed row). Not saved with the model."""
+def use_packed_attention(model, bf16: bool = False) -> str:
+    """Set the attention that padding-free batches need: flash-attn's varlen kernel where it is installed and
+    training runs in bf16 (an Ampere or later GPU), else common.models.varlen_sdpa (one causal SDPA per packed
+    row). Not saved with the model."""
     import importlib.util
 
-    if torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None:
+    if bf16 and torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None:
         model.set_attn_implementation("flash_attention_2")
         return "flash_attention_2"
     use_varlen_sdpa(model)  # a model on eager attention keeps it: transformers masks its packed rows

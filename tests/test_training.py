@@ -1,6 +1,8 @@
 """common/training.py: the padding-free collator gives the padded batch's loss and gradients, rows unseen by
 each other."""
 
+import copy
+
 import pytest
 import torch
 
@@ -16,8 +18,9 @@ PAIRS = [
 
 def test_padding_free_loss_and_gradients_equal_the_padded_ones(tiny_llama):
     model, tok = tiny_llama
-    model = type(model)(model.config)
+    model = type(model)(copy.deepcopy(model.config))  # its own config: a backend may have changed the fixture's
     model.load_state_dict(tiny_llama[0].state_dict())
+    model.set_attn_implementation("sdpa")  # transformers' own block mask for the packed row
     examples = [causal_example(tok, p, t, "", 512) for p, t in PAIRS]
     padded, packed = collate(tok.pad_token_id)(examples), packed_collator()(examples)
     assert packed["input_ids"].shape[0] == 1 and packed["input_ids"].shape[1] == sum(
@@ -44,7 +47,7 @@ def test_padding_free_loss_and_gradients_equal_the_padded_ones(tiny_llama):
 def test_varlen_attention_gives_the_padded_loss_and_gradients_and_keeps_rows_apart(tiny_llama):
     """The attention finetune sets for padding-free batches (one causal SDPA per packed row) against padded
     batches under plain sdpa: same loss and gradients; a row's logits do not depend on the rows before it."""
-    model = type(tiny_llama[0])(tiny_llama[0].config)
+    model = type(tiny_llama[0])(copy.deepcopy(tiny_llama[0].config))
     model.load_state_dict(tiny_llama[0].state_dict())
     tok = tiny_llama[1]
     examples = [causal_example(tok, p, t, "", 512) for p, t in PAIRS]
@@ -69,6 +72,29 @@ def test_varlen_attention_gives_the_padded_loss_and_gradients_and_keeps_rows_apa
     # a padded batch (not packed) under the same attention still reads its padding mask
     model.zero_grad()
     assert abs(model(**padded, use_cache=False).loss.item() - reference.item()) < 1e-5
+    # no (length x length) block mask is built for a packed row: each sequence is attended on its own
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
+
+    length = packed["input_ids"].shape[1]
+    assert (
+        ALL_MASK_ATTENTION_FUNCTIONS[models.PACKED_ATTENTION](batch_size=1, q_length=length, kv_length=length) is None
+    )
+
+
+def test_varlen_attention_splits_where_position_ids_do_not_step_by_one(tiny_llama):
+    """A packed row whose second sequence does not start at position 0 (a continuation) is still split there,
+    as transformers' own detection does; a model whose attention is not plain causal is not switched."""
+    model = type(tiny_llama[0])(copy.deepcopy(tiny_llama[0].config))
+    model.load_state_dict(tiny_llama[0].state_dict())
+    assert models.use_varlen_sdpa(model)
+    ids = torch.arange(3, 12)[None]
+    positions = torch.tensor([[0, 1, 2, 3, 7, 8, 9, 10, 11]])
+    logits = model(input_ids=ids, position_ids=positions, use_cache=False).logits
+    second = model(input_ids=ids[:, 4:], position_ids=positions[:, 4:], use_cache=False).logits
+    assert torch.allclose(logits[0, 4:], second[0], atol=1e-5)
+    config = copy.deepcopy(tiny_llama[0].config)
+    config.sliding_window = 4
+    assert not models.use_varlen_sdpa(type(tiny_llama[0])(config))
 
 
 def test_accumulation_keeps_the_effective_batch_on_any_gpu_count():
