@@ -139,7 +139,9 @@ def load_model(cfg: FinetuneConfig, fsdp: FsdpLaunch | None = None):
         model.gradient_checkpointing_enable()
     if cfg.padding_free and cfg.mode == "causal":
         model.config.use_cache = False  # with a cache the packed rows would see each other (masking_utils)
-        log.info("finetune: padding-free batches with %s attention", use_packed_attention(model, use_bf16(cfg.precision)))
+        log.info(
+            "finetune: padding-free batches with %s attention", use_packed_attention(model, use_bf16(cfg.precision))
+        )
     return trainable(model, cfg, seq2seq=cfg.mode == "seq2seq"), tok
 
 
