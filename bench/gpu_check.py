@@ -10,7 +10,9 @@
    sharded, activations not).
 3. Fine-tuning tokens per second at that shape and the model FLOPs utilisation (6 x the parameters other than
    the input embedding, per token; attention's own FLOPs left out, so a lower bound).
-4. The finetune, REFINER and hf-backend tests on CUDA defaults (pytest, not slow).
+4. Padding-free fine-tuning (packed rows, the attention training.finetune sets for them) against padded batches
+   at that shape, 2 layers, rows of varied lengths: the speed ratio beside the padding bound.
+5. The finetune, REFINER and hf-backend tests on CUDA defaults (pytest, not slow).
 
     python bench/gpu_check.py            # on a GPU machine (make gpu-check)
     python bench/gpu_check.py --cpu      # reduced shapes on a CPU: the same code paths, run by the test suite
@@ -215,11 +217,57 @@ def memory_rows(cpu: bool) -> tuple[list[tuple[str, bool, str]], list[str]]:
     return checks, table
 
 
+def packing_rows(cpu: bool) -> list[str]:
+    """Padding-free fine-tuning as training.finetune runs it (packed rows, common.training.use_packed_attention)
+    against padded batches under sdpa: forward + backward tokens per second on rows of varied lengths at the
+    8B shape, 2 layers, with the padding bound (padded tokens over real ones) beside the ratio."""
+    from transformers import LlamaForCausalLM
+
+    from common.training import collate, packed_collator, use_packed_attention
+
+    device = "cpu" if cpu else "cuda"
+    seq, rows, steps = (64, 4, 2) if cpu else (1024, 8, 3)
+    gen = torch.Generator().manual_seed(0)
+    lengths = torch.randint(seq // 4, seq + 1, (rows,), generator=gen).tolist()
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = LlamaForCausalLM(llama_config(2, cpu))
+    model.config.use_cache = False
+    model.train()
+    examples = [torch.randint(0, model.config.vocab_size, (n,), generator=gen).tolist() for n in lengths]
+    examples = [{"input_ids": ids, "labels": ids} for ids in examples]
+    padded = {k: v.to(device) for k, v in collate(0)(examples).items()}
+    packed = {k: v.to(device) for k, v in packed_collator()(examples).items()}
+    attention = use_packed_attention(model, bf16=not cpu)
+
+    def seconds(batch: dict, implementation: str) -> tuple[float, float]:
+        model.set_attn_implementation(implementation)
+        times = []
+        for _ in range(steps):
+            start = time.perf_counter()
+            with torch.autocast(device, dtype=torch.bfloat16, enabled=not cpu):
+                loss = model(**batch).loss
+            loss.backward()
+            model.zero_grad(set_to_none=True)
+            if not cpu:
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+        return min(times[1:] or times), loss.item()
+
+    (t_packed, loss_packed), (t_padded, loss_padded) = seconds(packed, attention), seconds(padded, "sdpa")
+    ratio, bound = t_padded / t_packed, padded["input_ids"].numel() / sum(lengths)
+    return [
+        f"| padding-free fine-tuning ({attention}), 2 layers, {rows} rows of {min(lengths)}-{max(lengths)} tokens | "
+        f"{ratio:.2f}x the padded tokens/s | padding bound {bound:.2f}x ({ratio / bound:.0%}); "
+        f"loss {loss_packed:.4f} packed, {loss_padded:.4f} padded |"
+    ]
+
+
 def _device_name() -> str:
     return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
 
 
-# ----------------------------------------------------------------------------- 4. tests on CUDA defaults
+# ----------------------------------------------------------------------------- 5. tests on CUDA defaults
 
 
 def suite_on_cuda() -> tuple[str, bool, str]:
@@ -244,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         checks = fsdp_path(Path(tmp), args.cpu)
     mem_checks, table = memory_rows(args.cpu)
     checks += mem_checks
+    table += packing_rows(args.cpu)
     if not args.cpu and not args.skip_tests:
         checks.append(suite_on_cuda())
     name = _device_name()
