@@ -298,17 +298,10 @@ def use_varlen_sdpa(model) -> bool:
     not plain causal over every layer (sliding windows, logit soft-capping), which varlen_sdpa does not apply.
     True when the model now packs."""
     config = model.config
-    layer_types = set(getattr(config, "layer_types", None) or ["full_attention"])
-    plain = layer_types == {"full_attention"} and not getattr(config, "sliding_window", None)
-    if (
-        not plain
-        or getattr(config, "attn_logit_softcapping", None)
-        or config._attn_implementation
-        not in (
-            "sdpa",
-            PACKED_ATTENTION,
-        )
-    ):
+    full_attention = set(getattr(config, "layer_types", None) or ["full_attention"]) == {"full_attention"}
+    plain = full_attention and not getattr(config, "sliding_window", None)
+    plain = plain and not getattr(config, "attn_logit_softcapping", None)
+    if not plain or config._attn_implementation not in ("sdpa", PACKED_ATTENTION):
         return False
     from transformers import AttentionInterface
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS

@@ -292,12 +292,15 @@ class HFBackend:
         lengths = [len(seq) for seq, _ in sequences]
         order = sorted(range(len(sequences)), key=lambda k: lengths[k])
         batch: list[int] = []
-        for n, k in enumerate(order):
-            batch.append(k)
-            last = n + 1 == len(order)
-            if last or sum(lengths[j] for j in batch) + lengths[order[n + 1]] > self.max_batch_tokens:
+        tokens = 0
+        for k in order:
+            if batch and tokens + lengths[k] > self.max_batch_tokens:
                 self._score_pack(batch, sequences, items, results)
-                batch = []
+                batch, tokens = [], 0
+            batch.append(k)
+            tokens += lengths[k]
+        if batch:
+            self._score_pack(batch, sequences, items, results)
 
     def _score_pack(self, batch: list[int], sequences, items, results) -> None:
         ids: list[int] = []
